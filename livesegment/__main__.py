@@ -1,0 +1,3 @@
+from livesegment.cli import main
+
+main()

@@ -1,0 +1,125 @@
+"""Command line: parse, validate, call the library, turn its errors into click errors."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from livesegment import tfenv
+from livesegment.errors import LivesegmentError, UsageError
+from livesegment.models import ModelSpec, resolve_model
+from livesegment.overlay import OverlayStyle
+
+log = logging.getLogger("livesegment")
+
+
+def _split_names(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    return names or None
+
+
+def check_classes(requested: tuple[str, ...] | None, spec: ModelSpec) -> frozenset[str] | None:
+    """Reject unknown class names, suggesting the closest ones the model knows.
+
+    Raises:
+        UsageError: naming the unknown class and its closest matches.
+    """
+    if requested is None:
+        return None
+    known = spec.object_classes
+    for name in requested:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}?" if close else \
+                f"the model knows: {', '.join(known[:12])}{', …' if len(known) > 12 else ''}"
+            raise UsageError(f"--classes: unknown class {name!r} for model {spec.name}; {hint}")
+    return frozenset(requested)
+
+
+class LivesegmentGroup(click.Group):
+    """Turns package errors into one-line messages; tracebacks only with --debug."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UsageError as error:
+            raise click.UsageError(str(error), ctx) from None
+        except LivesegmentError as error:
+            raise click.ClickException(str(error)) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            if ctx.meta.get("livesegment.debug"):
+                raise
+            first_line = (str(error).splitlines() or [""])[0]
+            raise click.ClickException(
+                f"internal error: {type(error).__name__}: {first_line} "
+                "(rerun with --debug for the traceback and report it)") from None
+
+
+@click.group(cls=LivesegmentGroup)
+@click.version_option(package_name="livesegment")
+@click.option("--verbose", is_flag=True, help="Show progress logs and TensorFlow's own output.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
+    """Real-time instance segmentation of videos with PixelLib's Mask R-CNN."""
+    ctx.meta["livesegment.debug"] = debug
+    ctx.meta["livesegment.verbose"] = verbose
+    tfenv.quiet_tensorflow(verbose)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if verbose
+                        else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("source")
+@click.option("--model", "model_name", default=None, metavar="NAME|PATH",
+              help="Bundled/downloaded model name or an .h5 path (default: shapes).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Minimum confidence to keep a detection (default: the model card's).")
+@click.option("--classes", default=None, metavar="A,B",
+              help="Keep only these classes (comma-separated names).")
+@click.option("--class-names", default=None, metavar="A,B",
+              help="Class names for a custom .h5 without a card (background excluded).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Write the annotated video here (.mp4 or .avi).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Write detections as JSON Lines here.")
+@click.option("--display/--no-display", default=None,
+              help="Show a live window (default: when a display is available).")
+@click.option("--max-size", type=click.IntRange(64, 4096), default=None,
+              help="Long side in pixels used for inference (default: the model's).")
+@click.option("--boxes/--no-boxes", default=True, help="Draw boxes.")
+@click.option("--labels/--no-labels", default=True, help="Draw class and score labels.")
+@click.option("--masks/--no-masks", default=True, help="Draw masks.")
+@click.pass_context
+def run(ctx: click.Context, source: str, model_name: str | None, threshold: float | None,
+        classes: str | None, class_names: str | None, output: Path | None,
+        json_path: Path | None, display: bool | None, max_size: int | None, boxes: bool,
+        labels: bool, masks: bool) -> None:
+    """Segment SOURCE (a video or image file) and report what was found."""
+    from livesegment import pipeline
+
+    spec = resolve_model(model_name, _split_names(class_names))
+    options = pipeline.RunOptions(
+        source=source,
+        output=output,
+        json_path=json_path,
+        display=display,
+        threshold=threshold,
+        classes=check_classes(_split_names(classes), spec),
+        max_size=max_size,
+        style=OverlayStyle(masks=masks, boxes=boxes, labels=labels),
+        verbose=ctx.meta["livesegment.verbose"],
+        progress=sys.stderr.isatty(),
+    )
+    summary = pipeline.run(options, spec)
+    click.echo(summary.format())
+    if summary.stopped_early and summary.stopped_early.startswith("interrupted"):
+        ctx.exit(130)

@@ -1,0 +1,328 @@
+"""Score detections JSONL against ground-truth JSONL (both from this package).
+
+Per frame, detections are taken by descending score; each one matches the unmatched truth
+object of the same class with the highest mask IoU, if that IoU is at least the threshold:
+
+    report = evaluate(load_jsonl_frames("run.jsonl"), load_jsonl_frames("shapes.truth.jsonl"))
+    print(report.format())
+
+Ratios with a zero denominator (recall with no truth objects, precision with no detections, IoU
+with no matches) are ``float("nan")`` and shown as "n/a": "perfect" and "undefined" differ.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One detection or truth object.
+
+    Attributes:
+        class_name: Class label, compared exactly.
+        rle: COCO compressed RLE, ``{"size": [H, W], "counts": bytes}``.
+        score: Detection confidence; 1.0 for truth.
+    """
+
+    class_name: str
+    rle: dict[str, object]
+    score: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """The instances of one frame, from a detections or a truth file.
+
+    Attributes:
+        frame: Frame index in the video.
+        shape_hw: Frame (height, width) in pixels.
+        instances: Detections or truth objects, in file order.
+    """
+
+    frame: int
+    shape_hw: tuple[int, int]
+    instances: tuple[Instance, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassScore:
+    """Counts for one class; ``recall`` and ``precision`` are nan when undefined."""
+
+    class_name: str
+    truth_objects: int
+    detections: int
+    matched: int
+
+    @property
+    def recall(self) -> float:
+        return _ratio(self.matched, self.truth_objects)
+
+    @property
+    def precision(self) -> float:
+        return _ratio(self.matched, self.detections)
+
+
+@dataclass(frozen=True, slots=True)
+class EvalReport:
+    """Detection quality over the frames present in both files.
+
+    Attributes:
+        iou_threshold: Minimum mask IoU for a match.
+        frames_evaluated: Frames present in both files.
+        frames_only_in_detections: Frames with detections but no truth line (not evaluated).
+        frames_only_in_truth: Frames with truth but no detections line (not evaluated).
+        truth_objects: Truth objects in evaluated frames.
+        detections: Detections in evaluated frames.
+        matched: Matched (detection, truth) pairs.
+        mean_iou: Mean mask IoU of matched pairs; nan without matches.
+        empty_truth_frames: Evaluated frames with no truth object.
+        false_detections_on_empty: Detections on those frames.
+        empty_frames_with_detections: Empty truth frames with at least one detection.
+        per_class: Scores by class name, sorted by name; every class in either file.
+    """
+
+    iou_threshold: float
+    frames_evaluated: int
+    frames_only_in_detections: int
+    frames_only_in_truth: int
+    truth_objects: int
+    detections: int
+    matched: int
+    mean_iou: float
+    empty_truth_frames: int
+    false_detections_on_empty: int
+    empty_frames_with_detections: int
+    per_class: tuple[ClassScore, ...]
+
+    @property
+    def recall(self) -> float:
+        """Matched truth objects / all truth objects."""
+        return _ratio(self.matched, self.truth_objects)
+
+    @property
+    def precision(self) -> float:
+        """Matched detections / all detections."""
+        return _ratio(self.matched, self.detections)
+
+    @property
+    def false_detections_per_empty_frame(self) -> float:
+        return _ratio(self.false_detections_on_empty, self.empty_truth_frames)
+
+    @property
+    def frames_missing(self) -> int:
+        """Frames present in one file but not the other."""
+        return self.frames_only_in_detections + self.frames_only_in_truth
+
+    def format(self) -> str:
+        """A short multi-line human-readable report."""
+        lines = [
+            f"frames evaluated   {self.frames_evaluated} (missing: "
+            f"{self.frames_only_in_truth} without detections line, "
+            f"{self.frames_only_in_detections} without truth line)",
+            f"recall             {_fmt(self.recall)} "
+            f"({self.matched}/{self.truth_objects} truth objects)",
+            f"precision          {_fmt(self.precision)} "
+            f"({self.matched}/{self.detections} detections)",
+            f"mean mask IoU      {_fmt(self.mean_iou)} "
+            f"({self.matched} matches at IoU >= {self.iou_threshold:.2f})",
+            f"empty frames       {self.empty_truth_frames}: "
+            f"{self.false_detections_on_empty} false detections "
+            f"({_fmt(self.false_detections_per_empty_frame)} per frame) "
+            f"on {self.empty_frames_with_detections} frames",
+        ]
+        width = max((len(c.class_name) for c in self.per_class), default=0)
+        for c in self.per_class:
+            lines.append(
+                f"  {c.class_name:<{width}}  recall {_fmt(c.recall)} "
+                f"({c.matched}/{c.truth_objects})  precision {_fmt(c.precision)} "
+                f"({c.matched}/{c.detections})"
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready summary; nan ratios become ``None``."""
+        return {
+            "iou_threshold": self.iou_threshold,
+            "frames_evaluated": self.frames_evaluated,
+            "frames_only_in_detections": self.frames_only_in_detections,
+            "frames_only_in_truth": self.frames_only_in_truth,
+            "truth_objects": self.truth_objects,
+            "detections": self.detections,
+            "matched": self.matched,
+            "recall": _json_float(self.recall),
+            "precision": _json_float(self.precision),
+            "mean_iou": _json_float(self.mean_iou),
+            "empty_truth_frames": self.empty_truth_frames,
+            "false_detections_on_empty": self.false_detections_on_empty,
+            "false_detections_per_empty_frame": _json_float(self.false_detections_per_empty_frame),
+            "empty_frames_with_detections": self.empty_frames_with_detections,
+            "per_class": {
+                c.class_name: {
+                    "truth_objects": c.truth_objects,
+                    "detections": c.detections,
+                    "matched": c.matched,
+                    "recall": _json_float(c.recall),
+                    "precision": _json_float(c.precision),
+                }
+                for c in self.per_class
+            },
+        }
+
+
+def _ratio(numerator: int | float, denominator: int) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 6)
+
+
+def _parse_rle(raw: Mapping[str, Any], shape_hw: tuple[int, int], where: str) -> dict[str, object]:
+    size = [int(s) for s in raw["size"]]
+    if tuple(size) != shape_hw:
+        raise ValueError(f"{where}: mask size {size} differs from the frame's [H, W] {shape_hw}")
+    counts = raw["counts"]
+    if isinstance(counts, list):  # uncompressed RLE
+        return mask_utils.frPyObjects({"size": size, "counts": counts}, *size)
+    if isinstance(counts, str):
+        counts = counts.encode("ascii")
+    return {"size": size, "counts": counts}
+
+
+def load_jsonl_frames(path: str | Path) -> list[FrameRecord]:
+    """Read a detections or truth JSON Lines file into frames sorted by index.
+
+    A line is a frame if it has a ``"frame"`` key; others (such as a trailing run summary) are
+    skipped. Instances come from ``"detections"`` (with ``"score"``) or ``"objects"`` (truth).
+
+    Raises:
+        ValueError: Malformed JSON, a repeated frame index, or a mask of the wrong size.
+    """
+    frames: dict[int, FrameRecord] = {}
+    with Path(path).open(encoding="utf-8") as file:
+        for line_no, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_no}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{where}: not JSON ({error.msg})") from None
+            if not isinstance(record, dict) or "frame" not in record:
+                continue
+            index = int(record["frame"])
+            if index in frames:
+                raise ValueError(f"{where}: frame {index} appears twice")
+            shape_hw = (int(record["height"]), int(record["width"]))
+            raw_instances = record.get("detections", record.get("objects", []))
+            instances = tuple(
+                Instance(
+                    class_name=str(raw["class"]),
+                    rle=_parse_rle(raw["mask"], shape_hw, where),
+                    score=float(raw.get("score", 1.0)),
+                )
+                for raw in raw_instances
+            )
+            frames[index] = FrameRecord(index, shape_hw, instances)
+    return [frames[i] for i in sorted(frames)]
+
+
+def _match_frame(
+    detections: tuple[Instance, ...], truths: tuple[Instance, ...], iou_threshold: float
+) -> list[tuple[int, int, float]]:
+    """Greedy matches as (detection index, truth index, IoU)."""
+    if not detections or not truths:
+        return []
+    ious = np.asarray(
+        mask_utils.iou([d.rle for d in detections], [t.rle for t in truths], [0] * len(truths))
+    ).reshape(len(detections), len(truths))
+    same_class = np.array([[d.class_name == t.class_name for t in truths] for d in detections])
+    candidates = np.where(same_class & (ious >= iou_threshold), ious, -1.0)
+    taken = np.zeros(len(truths), bool)
+    matches = []
+    # Stable sort: equal scores keep file order, so results do not depend on sort internals.
+    for d in sorted(range(len(detections)), key=lambda i: -detections[i].score):
+        row = np.where(taken, -1.0, candidates[d])
+        t = int(np.argmax(row))
+        if row[t] >= 0.0:
+            taken[t] = True
+            matches.append((d, t, float(ious[d, t])))
+    return matches
+
+
+def evaluate(
+    detection_frames: Iterable[FrameRecord],
+    truth_frames: Iterable[FrameRecord],
+    iou_threshold: float = 0.5,
+) -> EvalReport:
+    """Match detections to truth frame by frame and count.
+
+    Args:
+        detection_frames: Frames from a detections file (``load_jsonl_frames``).
+        truth_frames: Frames from a truth file.
+        iou_threshold: Minimum mask IoU for a same-class match, in (0, 1].
+
+    Returns:
+        The report over frames present in both inputs; the others are only counted.
+
+    Raises:
+        ValueError: A threshold outside (0, 1], or a frame whose sizes differ between inputs.
+    """
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+    by_index_det = {f.frame: f for f in detection_frames}
+    by_index_truth = {f.frame: f for f in truth_frames}
+    common = sorted(by_index_det.keys() & by_index_truth.keys())
+    truth_count: Counter[str] = Counter()
+    det_count: Counter[str] = Counter()
+    match_count: Counter[str] = Counter()
+    match_ious: list[float] = []
+    empty_frames = false_on_empty = empty_with_detections = 0
+    for index in common:
+        det, truth = by_index_det[index], by_index_truth[index]
+        if det.shape_hw != truth.shape_hw:
+            raise ValueError(
+                f"frame {index}: detections are {det.shape_hw[1]}x{det.shape_hw[0]}, "
+                f"truth is {truth.shape_hw[1]}x{truth.shape_hw[0]}"
+            )
+        truth_count.update(t.class_name for t in truth.instances)
+        det_count.update(d.class_name for d in det.instances)
+        for d, _t, iou in _match_frame(det.instances, truth.instances, iou_threshold):
+            match_count[det.instances[d].class_name] += 1
+            match_ious.append(iou)
+        if not truth.instances:
+            empty_frames += 1
+            false_on_empty += len(det.instances)
+            empty_with_detections += bool(det.instances)
+    per_class = tuple(
+        ClassScore(name, truth_count[name], det_count[name], match_count[name])
+        for name in sorted(truth_count.keys() | det_count.keys())
+    )
+    return EvalReport(
+        iou_threshold=iou_threshold,
+        frames_evaluated=len(common),
+        frames_only_in_detections=len(by_index_det.keys() - by_index_truth.keys()),
+        frames_only_in_truth=len(by_index_truth.keys() - by_index_det.keys()),
+        truth_objects=sum(truth_count.values()),
+        detections=sum(det_count.values()),
+        matched=len(match_ious),
+        mean_iou=float(np.mean(match_ious)) if match_ious else math.nan,
+        empty_truth_frames=empty_frames,
+        false_detections_on_empty=false_on_empty,
+        empty_frames_with_detections=empty_with_detections,
+        per_class=per_class,
+    )

@@ -1,0 +1,143 @@
+"""Drawing: masks, boxes, labels, the HUD and the no-detection banner.
+
+Every drawer has the signature ``draw(bgr, ...) -> bgr`` and returns a new array: the captured
+frame is never drawn into. All images here are (H, W, 3) uint8 BGR.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from livesegment.structures import Detections
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def class_colour_bgr(class_id: int) -> tuple[int, int, int]:
+    """A fixed, well-separated colour per class id (golden-ratio hue walk), as BGR."""
+    hue = (class_id * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 1.0)
+    return int(b * 255), int(g * 255), int(r * 255)
+
+
+@dataclass(frozen=True, slots=True)
+class MaskDrawer:
+    """Blends all masks in one pass, largest first so small objects stay visible on top."""
+
+    opacity: float = 0.5
+
+    def draw(self, bgr: np.ndarray, detections: Detections) -> np.ndarray:
+        if len(detections) == 0:
+            return bgr.copy()
+        painted = bgr.copy()
+        areas = detections.masks.reshape(len(detections), -1).sum(axis=1)
+        for index in np.argsort(-areas, kind="stable"):
+            painted[detections.masks[index]] = class_colour_bgr(int(detections.class_ids[index]))
+        covered = detections.masks.any(axis=0)
+        out = bgr.copy()
+        blended = cv2.addWeighted(painted, self.opacity, bgr, 1 - self.opacity, 0)
+        out[covered] = blended[covered]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class BoxDrawer:
+    """Boxes and, optionally, "class score" labels."""
+
+    labels: bool = True
+    thickness: int = 2
+
+    def draw(self, bgr: np.ndarray, detections: Detections) -> np.ndarray:
+        out = bgr.copy()
+        for box, class_id, name, score in zip(detections.xyxy, detections.class_ids,
+                                              detections.class_names, detections.scores,
+                                              strict=True):
+            x1, y1, x2, y2 = (round(float(v)) for v in box)
+            colour = class_colour_bgr(int(class_id))
+            cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour,
+                          self.thickness)
+            if self.labels:
+                _label(out, f"{name} {score:.2f}", (x1, y1), colour)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class LabelDrawer:
+    """Labels without boxes (when boxes are off but labels are on)."""
+
+    def draw(self, bgr: np.ndarray, detections: Detections) -> np.ndarray:
+        out = bgr.copy()
+        for box, class_id, name, score in zip(detections.xyxy, detections.class_ids,
+                                              detections.class_names, detections.scores,
+                                              strict=True):
+            _label(out, f"{name} {score:.2f}", (int(box[0]), int(box[1])),
+                   class_colour_bgr(int(class_id)))
+        return out
+
+
+def _label(bgr: np.ndarray, text: str, corner_xy: tuple[int, int],
+           colour: tuple[int, int, int], scale: float = 0.5) -> None:
+    (width, height), baseline = cv2.getTextSize(text, FONT, scale, 1)
+    x, y = corner_xy
+    y = max(y, height + baseline + 2)
+    cv2.rectangle(bgr, (x, y - height - baseline - 2), (x + width + 4, y), colour, cv2.FILLED)
+    luminance = 0.114 * colour[0] + 0.587 * colour[1] + 0.299 * colour[2]
+    ink = (0, 0, 0) if luminance > 128 else (255, 255, 255)
+    cv2.putText(bgr, text, (x + 2, y - baseline - 1), FONT, scale, ink, 1, cv2.LINE_AA)
+
+
+def draw_hud(bgr: np.ndarray, lines: list[str]) -> np.ndarray:
+    """Text lines on a dark strip in the top-left corner."""
+    out = bgr.copy()
+    scale = max(0.4, min(bgr.shape[:2]) / 900)
+    y = 4
+    for line in lines:
+        (width, height), baseline = cv2.getTextSize(line, FONT, scale, 1)
+        sub = out[y:y + height + baseline + 4, 4:8 + width]
+        sub[:] = (sub * 0.35).astype(np.uint8)
+        cv2.putText(out, line, (6, y + height + 1), FONT, scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        y += height + baseline + 6
+    return out
+
+
+def draw_banner(bgr: np.ndarray, reason: str) -> np.ndarray:
+    """A full-width warning strip at the bottom: why nothing is shown."""
+    out = bgr.copy()
+    height, width = out.shape[:2]
+    text = f"NO DETECTION - {reason}"
+    scale = max(0.45, width / 1400)
+    (text_w, text_h), baseline = cv2.getTextSize(text, FONT, scale, 1)
+    while text_w > width - 12 and scale > 0.3:
+        scale -= 0.05
+        (text_w, text_h), baseline = cv2.getTextSize(text, FONT, scale, 1)
+    strip = text_h + baseline + 12
+    out[height - strip:] = (0, 0, 160)
+    cv2.putText(out, text, (6, height - baseline - 6), FONT, scale, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayStyle:
+    masks: bool = True
+    boxes: bool = True
+    labels: bool = True
+    opacity: float = 0.5
+
+
+def annotate(bgr: np.ndarray, detections: Detections, empty_reason: str | None,
+             hud_lines: list[str], style: OverlayStyle) -> np.ndarray:
+    """The displayed/recorded picture for one frame; ``bgr`` is left untouched."""
+    out = MaskDrawer(style.opacity).draw(bgr, detections) if style.masks else bgr.copy()
+    if style.boxes:
+        out = BoxDrawer(labels=style.labels).draw(out, detections)
+    elif style.labels:
+        out = LabelDrawer().draw(out, detections)
+    if empty_reason is not None and len(detections) == 0:
+        out = draw_banner(out, empty_reason)
+    return draw_hud(out, hud_lines)

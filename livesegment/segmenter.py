@@ -1,0 +1,246 @@
+"""The model edge: the only module that imports TensorFlow and PixelLib (with ``tinynet``).
+
+RGB frames go in; ``Candidates`` (boxes in source pixels) come out, and ``unmold`` turns the
+kept ones into full-size ``Detections``. PixelLib's ``rois`` (y1, x1, y2, x2) and ``masks``
+(H, W, N) layouts never leave this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from livesegment import tfenv
+from livesegment.errors import ModelError
+from livesegment.models import ModelSpec, WeightsFile, read_weights_file
+from livesegment.structures import Candidates, Detections
+
+tfenv.ensure_legacy_keras()
+tfenv.quiet_tensorflow(verbose=logging.getLogger("livesegment").isEnabledFor(logging.DEBUG))
+
+from pixellib.instance.config import Config  # noqa: E402
+from pixellib.instance.mask_rcnn import MaskRCNN, compose_image_meta  # noqa: E402
+
+from livesegment import tinynet  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+# The graph drops candidates under this confidence; the user's threshold is applied at run time
+# on what remains, so changing it never needs a rebuild.
+SCORE_FLOOR = 0.05
+PAD_MULTIPLE = 64
+
+
+def make_config(spec: ModelSpec, *, mode: str = "inference", score_floor: float = SCORE_FLOOR,
+                images_per_batch: int = 1, **overrides) -> Config:
+    """A PixelLib Config for ``spec`` (a fresh object: no shared module-level state)."""
+
+    class SpecConfig(Config):
+        NAME = spec.name
+
+    config = SpecConfig(
+        BACKBONE=tinynet.backbone if spec.backbone == tinynet.NAME else spec.backbone,
+        NUM_CLASSES=spec.num_classes,
+        class_names=list(spec.class_names),
+        IMAGES_PER_GPU=images_per_batch,
+        IMAGE_MAX_DIM=spec.input_size,
+        IMAGE_MIN_DIM=spec.input_size,
+        DETECTION_MIN_CONFIDENCE=score_floor,
+        IMAGE_RESIZE_MODE="square",
+        GPU_COUNT=1,
+    )
+    settings = {
+        "DETECTION_MAX_INSTANCES": spec.detection_max_instances,
+        "POST_NMS_ROIS_INFERENCE": spec.post_nms_rois_inference,
+        "TOP_DOWN_PYRAMID_SIZE": spec.pyramid_size,
+        "FPN_CLASSIF_FC_LAYERS_SIZE": spec.fc_layers_size,
+        "RPN_ANCHOR_SCALES": tuple(spec.rpn_anchor_scales),
+        # Inference must use the moving statistics, not the batch's.
+        "TRAIN_BN": False if mode == "inference" else None,
+    }
+    if spec.backbone == tinynet.NAME:
+        settings["COMPUTE_BACKBONE_SHAPE"] = tinynet.compute_backbone_shape
+    settings.update(overrides)
+    for key, value in settings.items():
+        setattr(config, key, value)
+    return config
+
+
+def build_model(spec: ModelSpec, *, mode: str = "inference", **config_overrides) -> MaskRCNN:
+    """Build PixelLib's Mask R-CNN for ``spec`` with random weights."""
+    config = make_config(spec, mode=mode, **config_overrides)
+    return MaskRCNN(mode=mode, config=config, model_dir=str(Path.cwd()))
+
+
+def weighted_layers(keras_model) -> list:
+    return [layer for layer in keras_model.layers if layer.weights]
+
+
+def check_layers(keras_model, weights: WeightsFile) -> None:
+    """Every weighted layer of the model must be in the file with the same shapes.
+
+    Raises:
+        ModelError: listing missing layers or the first shape mismatches.
+    """
+    missing, mismatched = [], []
+    for layer in weighted_layers(keras_model):
+        expected = tuple(tuple(int(d) for d in w.shape) for w in layer.weights)
+        found = weights.layers.get(layer.name)
+        if found is None:
+            missing.append(layer.name)
+        elif found != expected:
+            mismatched.append(f"{layer.name} {list(map(list, found))} in file vs "
+                              f"{list(map(list, expected))} in model")
+    if missing:
+        total = len(weighted_layers(keras_model))
+        shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
+        raise ModelError(f"{weights.path}: missing layers: {shown} ({len(missing)} of {total}); "
+                         "the file is not a complete weights file for this model")
+    if mismatched:
+        shown = "; ".join(mismatched[:2]) + ("; …" if len(mismatched) > 2 else "")
+        raise ModelError(f"{weights.path}: {len(mismatched)} layers differ in shape from the "
+                         f"model ({shown}); the card does not describe this file")
+
+
+def load_verified(keras_model, weights: WeightsFile) -> None:
+    """Load with tf-keras by layer name, then prove every value arrived.
+
+    PixelLib's own ``MaskRCNN.load_weights`` is never used: on TF 2.x it writes into another
+    Keras session and leaves this model random.
+
+    Raises:
+        ModelError: if any layer is missing, mismatched, unreadable or unchanged by loading.
+    """
+    check_layers(keras_model, weights)
+    try:
+        keras_model.load_weights(str(weights.path), by_name=True)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelError(f"{weights.path}: weights could not be read "
+                         f"({str(error).splitlines()[0]}); fetch the file again") from error
+    for layer in weighted_layers(keras_model):
+        try:
+            file_values = weights.read_values(layer.name)
+        except (OSError, KeyError, ValueError) as error:
+            raise ModelError(f"{weights.path}: layer {layer.name} could not be read "
+                             f"({str(error).splitlines()[0]}); fetch the file again") from error
+        model_values = layer.get_weights()
+        if len(file_values) != len(model_values) or not all(
+            np.array_equal(f, m) for f, m in zip(file_values, model_values, strict=True)
+        ):
+            raise ModelError(f"{weights.path}: layer {layer.name} did not load (model values "
+                             "differ from the file after loading)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Molded:
+    batch: np.ndarray
+    meta: np.ndarray
+    anchors: np.ndarray
+    shape_hw: tuple[int, int]
+
+
+class Segmenter:
+    """PixelLib's Mask R-CNN with verified weights, run on RGB frames.
+
+    Not thread-safe: build and call it from one thread (Keras graph models want the thread
+    that built them).
+    """
+
+    def __init__(self, spec: ModelSpec, *, score_floor: float = SCORE_FLOOR,
+                 weights: WeightsFile | None = None, verify: bool = True):
+        self.spec = spec
+        started = time.monotonic()
+        self.model = build_model(spec, score_floor=score_floor)
+        if weights is None:
+            weights = read_weights_file(spec.weights)
+        if verify:
+            load_verified(self.model.keras_model, weights)
+        self._class_names = np.array(spec.class_names)
+        log.info("model %s ready in %.1fs", spec.name, time.monotonic() - started)
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.input_size
+
+    def _mold(self, rgb: np.ndarray) -> _Molded:
+        h, w = rgb.shape[:2]
+        padded_h = math.ceil(h / PAD_MULTIPLE) * PAD_MULTIPLE
+        padded_w = math.ceil(w / PAD_MULTIPLE) * PAD_MULTIPLE
+        batch = np.zeros((1, padded_h, padded_w, 3), np.float32)
+        batch[0, :h, :w] = rgb.astype(np.float32) - self.model.config.MEAN_PIXEL
+        meta = compose_image_meta(0, (h, w, 3), (padded_h, padded_w, 3), (0, 0, h, w), 1.0,
+                                  np.zeros(self.spec.num_classes, np.int32))
+        anchors = self.model.get_anchors((padded_h, padded_w, 3))
+        return _Molded(batch, meta[np.newaxis].astype(np.float32),
+                       anchors[np.newaxis].astype(np.float32), (padded_h, padded_w))
+
+    def __call__(self, rgb: np.ndarray, source_shape_hw: tuple[int, int]) -> Candidates:
+        """Run the network.
+
+        Args:
+            rgb: (h, w, 3) uint8 RGB frame at processing size (any size works; the long side
+                should be ``input_size`` for the accuracy the card reports).
+            source_shape_hw: size of the source frame that ``rgb`` was resized from; boxes are
+                returned in its pixels.
+        """
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected (h, w, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        molded = self._mold(rgb)
+        # PixelLib switches TensorFlow to graph mode on import; predict_on_batch runs the graph.
+        outputs = self.model.keras_model.predict_on_batch(
+            [molded.batch, molded.meta, molded.anchors])
+        detections = outputs[0][0]
+        masks = outputs[3][0]
+        valid = detections[:, 5] > 0
+        detections, masks = detections[valid], masks[valid]
+        class_ids = detections[:, 4].astype(np.int32)
+        # Normalised (y1, x1, y2, x2) on the padded input -> xyxy in source pixels.
+        padded_h, padded_w = molded.shape_hw
+        y1 = detections[:, 0] * (padded_h - 1)
+        x1 = detections[:, 1] * (padded_w - 1)
+        y2 = detections[:, 2] * (padded_h - 1) + 1
+        x2 = detections[:, 3] * (padded_w - 1) + 1
+        source_h, source_w = source_shape_hw
+        scale_y, scale_x = source_h / rgb.shape[0], source_w / rgb.shape[1]
+        xyxy = np.stack([x1 * scale_x, y1 * scale_y, x2 * scale_x, y2 * scale_y], axis=1)
+        xyxy = np.clip(xyxy, 0, [source_w, source_h, source_w, source_h]).astype(np.float32)
+        order = np.argsort(-detections[:, 5], kind="stable")
+        mask_probs = masks[np.arange(len(class_ids)), :, :, class_ids] if len(class_ids) else \
+            np.zeros((0, *masks.shape[1:3]), np.float32)
+        return Candidates(
+            xyxy=xyxy[order],
+            scores=detections[order, 5].astype(np.float32),
+            class_ids=class_ids[order],
+            class_names=self._class_names[class_ids[order]],
+            mask_probs=mask_probs[order].astype(np.float32),
+            shape_hw=(int(source_h), int(source_w)),
+        )
+
+
+def unmold(candidates: Candidates, keep: np.ndarray) -> Detections:
+    """Full-size masks for the kept candidates only (``keep``: indices or a boolean mask)."""
+    keep = np.arange(len(candidates))[keep]
+    height, width = candidates.shape_hw
+    masks = np.zeros((len(keep), height, width), bool)
+    for row, index in enumerate(keep):
+        x1, y1, x2, y2 = np.round(candidates.xyxy[index]).astype(int)
+        x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
+        x2, y2 = min(x2, width), min(y2, height)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        probs = cv2.resize(candidates.mask_probs[index], (x2 - x1, y2 - y1),
+                           interpolation=cv2.INTER_LINEAR)
+        masks[row, y1:y2, x1:x2] = probs >= 0.5
+    return Detections(
+        xyxy=candidates.xyxy[keep],
+        masks=masks,
+        scores=candidates.scores[keep],
+        class_ids=candidates.class_ids[keep],
+        class_names=candidates.class_names[keep],
+    )

@@ -1,0 +1,153 @@
+"""Where annotated frames and detections go: a video file, a JSON Lines file, a window."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from livesegment.errors import DisplayError, OutputError
+from livesegment.structures import Detections, FrameResult
+
+log = logging.getLogger(__name__)
+
+FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG",
+                    ".mkv": "MJPG"}
+# Used when the source does not report a frame rate (single images, some containers).
+FALLBACK_FPS = 30.0
+
+
+def check_output_path(path: Path, option: str, suffixes: tuple[str, ...] | None = None) -> None:
+    """Fail before any work if ``path`` cannot be written.
+
+    Raises:
+        OutputError: the folder is missing or read-only, the path is a folder, or the suffix
+            is not supported.
+    """
+    path = Path(path)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise OutputError(f"{option} {path}: unsupported file type {path.suffix or '(none)'}; "
+                          f"use one of {', '.join(suffixes)}")
+    if path.is_dir():
+        raise OutputError(f"{option} {path}: is a folder; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{option} {path}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"{option} {path}: folder {folder} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"{option} {path}: file exists and is not writable")
+
+
+class VideoFileSink:
+    """Annotated frames to a video file at the source's size and frame rate."""
+
+    def __init__(self, path: Path, size_wh: tuple[int, int], fps: float):
+        self.path = Path(path)
+        check_output_path(self.path, "--output", tuple(FOURCC_BY_SUFFIX))
+        self.size_wh = size_wh
+        self.fps = fps if fps > 0 else FALLBACK_FPS
+        fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[self.path.suffix.lower()])
+        self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, size_wh)
+        if not self._writer.isOpened():
+            raise OutputError(f"--output {self.path}: OpenCV could not open a video writer "
+                              f"for {self.path.suffix}; try .avi")
+        self.frames_written = 0
+
+    def write(self, bgr: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 BGR frame of exactly ``size_wh``."""
+        if (bgr.shape[1], bgr.shape[0]) != self.size_wh:
+            # OpenCV silently writes an unplayable file for a wrong-size frame.
+            raise OutputError(f"--output {self.path}: frame {bgr.shape[1]}x{bgr.shape[0]} does "
+                              f"not match the video's {self.size_wh[0]}x{self.size_wh[1]}")
+        self._writer.write(bgr)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """(H, W) bool mask -> COCO compressed RLE ``{"size": [h, w], "counts": str}``."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def detections_to_json(detections: Detections) -> list[dict]:
+    return [
+        {
+            "class": str(name),
+            "score": round(float(score), 4),
+            "box": [round(float(v), 1) for v in box],
+            "mask": encode_mask(mask),
+        }
+        for name, score, box, mask in zip(detections.class_names, detections.scores,
+                                           detections.xyxy, detections.masks, strict=True)
+    ]
+
+
+class JsonlSink:
+    """One JSON object per processed frame, flushed as it is written."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        check_output_path(self.path, "--json")
+        try:
+            self._file = self.path.open("w", encoding="utf-8")
+        except OSError as error:
+            raise OutputError(f"--json {self.path}: cannot write ({error.strerror})") from error
+
+    def write(self, result: FrameResult) -> None:
+        height, width = result.frame.shape_hw
+        record = {
+            "frame": result.frame.index,
+            "time_s": round(result.frame.time_s, 6),
+            "width": width,
+            "height": height,
+            "detections": detections_to_json(result.detections),
+        }
+        try:
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.flush()
+        except OSError as error:
+            raise OutputError(f"--json {self.path}: write failed ({error.strerror})") from error
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def display_available() -> bool:
+    """Whether a HighGUI window can be opened here."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class WindowSink:
+    """A HighGUI window; ``show`` returns False when the user asked to quit (q or Esc)."""
+
+    def __init__(self, title: str = "livesegment"):
+        if not display_available():
+            raise DisplayError("no display available (DISPLAY is not set); "
+                               "run with --no-display")
+        self.title = title
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error as error:
+            raise DisplayError(f"cannot open a window ({error.msg.strip()}); "
+                               "run with --no-display") from error
+
+    def show(self, bgr: np.ndarray) -> bool:
+        cv2.imshow(self.title, bgr)
+        key = cv2.waitKey(1) & 0xFF
+        return key not in (ord("q"), 27)
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
+        cv2.waitKey(1)

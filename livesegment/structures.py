@@ -1,0 +1,186 @@
+"""Values that flow through the pipeline. numpy only: no OpenCV, no TensorFlow."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One captured frame.
+
+    Attributes:
+        index: 0-based position in the source (files) or capture order (live).
+        time_s: presentation time in seconds from the source's start.
+        bgr: the frame as decoded, (H, W, 3) uint8 BGR at source resolution; drawn on copies only.
+        rgb: the model's input, (h, w, 3) uint8 RGB, resized so its long side is the processing
+            size. Converted once, on the capture thread.
+        captured_at: ``time.monotonic()`` when the frame was read, for latency.
+    """
+
+    index: int
+    time_s: float
+    bgr: np.ndarray
+    rgb: np.ndarray
+    captured_at: float
+
+    @property
+    def shape_hw(self) -> tuple[int, int]:
+        return self.bgr.shape[0], self.bgr.shape[1]
+
+
+def _check(name: str, array: np.ndarray, expected: str, ok: bool) -> None:
+    if not ok:
+        raise ValueError(f"Detections.{name}: expected {expected}, got shape {array.shape} "
+                         f"dtype {array.dtype}")
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Kept instances of one frame, as a struct of arrays in source-frame pixels.
+
+    Attributes:
+        xyxy: (N, 4) float32 boxes (x1, y1, x2, y2) in source pixels.
+        masks: (N, H, W) bool masks at source resolution.
+        scores: (N,) float32 confidences in [0, 1].
+        class_ids: (N,) int32 ids into the model's class list (0 is background, never kept).
+        class_names: (N,) str names matching ``class_ids``.
+    """
+
+    xyxy: np.ndarray
+    masks: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    class_names: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.scores)
+        _check("xyxy", self.xyxy, f"({n}, 4)", self.xyxy.shape == (n, 4))
+        _check("masks", self.masks, f"({n}, H, W) bool",
+               self.masks.ndim == 3 and len(self.masks) == n and self.masks.dtype == bool)
+        _check("scores", self.scores, f"({n},)", self.scores.shape == (n,))
+        _check("class_ids", self.class_ids, f"({n},)", self.class_ids.shape == (n,))
+        _check("class_names", self.class_names, f"({n},)", self.class_names.shape == (n,))
+
+    @classmethod
+    def empty(cls, shape_hw: tuple[int, int]) -> Detections:
+        """No instances in a frame of ``shape_hw``."""
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32),
+            masks=np.zeros((0, *shape_hw), bool),
+            scores=np.zeros(0, np.float32),
+            class_ids=np.zeros(0, np.int32),
+            class_names=np.zeros(0, "<U1"),
+        )
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __getitem__(self, index) -> Detections:
+        """Select instances with a boolean mask, an index array or a slice."""
+        if isinstance(index, int | np.integer):
+            index = [index]
+        return Detections(self.xyxy[index], self.masks[index], self.scores[index],
+                          self.class_ids[index], self.class_names[index])
+
+    @property
+    def shape_hw(self) -> tuple[int, int]:
+        return self.masks.shape[1], self.masks.shape[2]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Everything the model proposed above its build-time floor, before run-time filtering.
+
+    Masks are not yet full size: ``mask_probs`` are (N, m, m) float32 probabilities inside each
+    box, resized to source resolution only for instances that are kept.
+
+    Attributes:
+        xyxy: (N, 4) float32 boxes in source pixels.
+        scores: (N,) float32, sorted descending.
+        class_ids: (N,) int32.
+        class_names: (N,) str.
+        mask_probs: (N, m, m) float32.
+        shape_hw: source frame size.
+    """
+
+    xyxy: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    class_names: np.ndarray
+    mask_probs: np.ndarray
+    shape_hw: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """What a processed frame yields: the kept detections and, when none, why."""
+
+    frame: Frame
+    detections: Detections
+    empty_reason: str | None
+    candidates: int
+    inference_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """What a source reports, sanitised.
+
+    Attributes:
+        size_wh: source frame size (width, height).
+        fps: frames per second as a float (23.976 stays 23.976); 0.0 when unknown.
+        frame_count: frames the container claims, or None when unknown or implausible.
+        is_live: camera or stream (newest frame wins) vs file (every frame).
+    """
+
+    name: str
+    size_wh: tuple[int, int]
+    fps: float
+    frame_count: int | None
+    is_live: bool
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """Counts gathered while a run goes; printed at the end."""
+
+    frames_processed: int = 0
+    frames_empty: int = 0
+    frames_dropped: int = 0
+    detections_per_class: Counter = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+    files_written: list[Path] = field(default_factory=list)
+    stopped_early: str | None = None
+
+    @property
+    def mean_fps(self) -> float:
+        return self.frames_processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def add(self, result: FrameResult) -> None:
+        self.frames_processed += 1
+        if len(result.detections) == 0:
+            self.frames_empty += 1
+        self.detections_per_class.update(result.detections.class_names.tolist())
+
+    def format(self) -> str:
+        per_class = ", ".join(f"{name} {count}"
+                              for name, count in sorted(self.detections_per_class.items()))
+        lines = [
+            f"frames processed: {self.frames_processed}"
+            + (f" (dropped {self.frames_dropped})" if self.frames_dropped else ""),
+            f"detections: {per_class or 'none'}",
+            f"frames with no detection: {self.frames_empty}",
+            f"mean FPS: {self.mean_fps:.2f}",
+        ]
+        lines += [f"wrote: {path}" for path in self.files_written]
+        if self.stopped_early:
+            lines.append(f"stopped early: {self.stopped_early}")
+        return "\n".join(lines)

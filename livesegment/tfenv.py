@@ -1,0 +1,65 @@
+"""TensorFlow process settings that must be in force before TensorFlow is first imported."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+
+
+def ensure_legacy_keras() -> None:
+    """Select tf-keras (Keras 2), which PixelLib's Mask R-CNN is written for.
+
+    Raises:
+        RuntimeError: TensorFlow was already imported without the switch, so Keras 3 is bound.
+    """
+    if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+        if "tensorflow" in sys.modules:
+            raise RuntimeError(
+                "TensorFlow was imported before livesegment could set TF_USE_LEGACY_KERAS=1; "
+                "import livesegment first or export TF_USE_LEGACY_KERAS=1"
+            )
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Keep TensorFlow's C++ and Python log lines off the user's terminal unless ``verbose``."""
+    if verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("h5py").setLevel(logging.ERROR)
+    # PixelLib and TF emit Deprecation/UserWarnings on import that mean nothing to a user.
+    warnings.filterwarnings("ignore", module=r"(tensorflow|tf_keras|keras|pixellib|absl)(\..*)?")
+
+
+ensure_legacy_keras()
+
+
+@contextlib.contextmanager
+def silenced_stderr(enabled: bool = True) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block.
+
+    TensorFlow's C++ core writes straight to fd 2 (absl's "All log messages before
+    absl::InitializeLog()" and CUDA probing lines), bypassing Python's logging and
+    TF_CPP_MIN_LOG_LEVEL, so only a descriptor-level redirect keeps it off the terminal.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
