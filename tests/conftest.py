@@ -1,0 +1,129 @@
+"""Shared fixtures: real tiny videos whose frame i encodes i, a real tiny Mask R-CNN, and a
+guard that fails any test leaving a ``livesegment-*`` thread alive."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SAMPLE_VIDEO = ROOT / "sample_videos" / "shapes.avi"
+BUNDLED_CARD = ROOT / "models" / "shapes.json"
+TINY_CLASSES = ("BG", "circle", "square", "triangle")
+
+
+def frame_for_index(index: int, size_wh: tuple[int, int]) -> np.ndarray:
+    """A BGR frame whose grey level encodes ``index`` (steps of 8, readable after MJPG)."""
+    width, height = size_wh
+    level = (index * 8) % 256
+    frame = np.full((height, width, 3), level, np.uint8)
+    cv2.putText(frame, str(index), (4, height - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                (255 - level,) * 3, 1)
+    return frame
+
+
+def index_of_frame(bgr: np.ndarray) -> int:
+    """Inverse of ``frame_for_index`` modulo 32 (reads the grey level of the top-left block)."""
+    return int(round(float(np.median(bgr[:8, :8])) / 8)) % 32
+
+
+def write_video(path: Path, n_frames: int, size_wh=(160, 120), fps: float = 10.0,
+                fourcc: str = "MJPG") -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size_wh)
+    assert writer.isOpened(), f"cannot write {path}"
+    for index in range(n_frames):
+        writer.write(frame_for_index(index, size_wh))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_factory(tmp_path_factory):
+    """Writes real MJPG/MP4 files: ``video_factory(n_frames, size_wh, fps, suffix)``."""
+    folder = tmp_path_factory.mktemp("videos")
+    made: dict[tuple, Path] = {}
+
+    def make(n_frames: int = 12, size_wh=(160, 120), fps: float = 10.0,
+             suffix: str = ".avi") -> Path:
+        key = (n_frames, size_wh, fps, suffix)
+        if key not in made:
+            fourcc = "MJPG" if suffix == ".avi" else "mp4v"
+            name = f"v{n_frames}_{size_wh[0]}x{size_wh[1]}_{fps}{suffix}"
+            made[key] = write_video(folder / name, n_frames, size_wh, fps, fourcc)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A real PixelLib Mask R-CNN (tinynet, narrow heads) with random weights and a card.
+
+    Returns the card path; the weights are ``tiny.h5`` beside it.
+    """
+    from livesegment.models import ModelSpec, write_card
+    from livesegment.segmenter import build_model
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    spec = tiny_spec(folder / "tiny.h5")
+    model = build_model(spec)
+    model.keras_model.save_weights(str(spec.weights))
+    card = folder / "tiny.json"
+    write_card(spec, card)
+    assert isinstance(spec, ModelSpec)
+    return card
+
+
+def tiny_spec(weights: Path, class_names=TINY_CLASSES):
+    from livesegment.models import ModelSpec
+
+    return ModelSpec(name="tiny", weights=Path(weights), backbone="tinynet",
+                     class_names=tuple(class_names), input_size=128,
+                     detection_max_instances=4, post_nms_rois_inference=50, pyramid_size=16,
+                     fc_layers_size=32, rpn_anchor_scales=(8, 16, 32, 64, 128),
+                     default_threshold=0.5)
+
+
+def run_cli(*args: str, timeout_s: float = 600, env: dict | None = None
+            ) -> subprocess.CompletedProcess:
+    """Run ``python -m livesegment ARGS`` as a user would, capturing both streams."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("TF_USE_LEGACY_KERAS", None)  # prove the package sets it itself
+    full_env.pop("DISPLAY", None)
+    return subprocess.run([sys.executable, "-m", "livesegment", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout_s, env=full_env)
+
+
+def needs_shared_data(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared/data is only on the project's machines)")
+    return path
+
+
+def needs_bundled_model() -> Path:
+    if not BUNDLED_CARD.exists():
+        pytest.skip("models/shapes.json is not built yet (see livesegment.training)")
+    return BUNDLED_CARD
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():
+    yield
+    deadline = time.monotonic() + 2.0
+    while True:
+        alive = [t.name for t in threading.enumerate()
+                 if t.name.startswith("livesegment-") and t.is_alive()]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not alive, f"threads outlived the test: {alive}"

@@ -1,0 +1,74 @@
+"""The capture thread keeps every frame of a file, in order, and hands over its errors."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import index_of_frame
+
+from livesegment.capture import CaptureThread, processing_size_wh, to_model_rgb
+from livesegment.sources import open_source
+
+
+def test_every_frame_in_order_with_rgb_at_processing_size(video_factory):
+    path = video_factory(20, (160, 120), 10.0)
+    with CaptureThread(open_source(str(path)), long_side=64, queue_size=2) as capture:
+        frames = list(capture.frames())
+    assert [f.index for f in frames] == list(range(20))
+    assert [index_of_frame(f.bgr) for f in frames] == list(range(20))
+    assert all(f.rgb.shape == (48, 64, 3) and f.bgr.shape == (120, 160, 3) for f in frames)
+    assert frames[5].time_s == pytest.approx(0.5)
+
+
+def test_rgb_is_converted_once_from_bgr():
+    bgr = np.zeros((10, 20, 3), np.uint8)
+    bgr[..., 0] = 255  # pure blue in BGR
+    rgb = to_model_rgb(bgr, 20)
+    assert rgb[0, 0].tolist() == [0, 0, 255]
+    assert processing_size_wh((640, 480), 256) == (256, 192)
+
+
+def test_slow_consumer_blocks_producer_not_drops(video_factory):
+    path = video_factory(12, (160, 120), 10.0)
+    with CaptureThread(open_source(str(path)), long_side=32, queue_size=1) as capture:
+        seen = []
+        for frame in capture.frames():
+            threading.Event().wait(0.01)
+            seen.append(frame.index)
+    assert seen == list(range(12))
+
+
+def test_stop_mid_stream_ends_the_thread(video_factory):
+    path = video_factory(30, (160, 120), 10.0)
+    with CaptureThread(open_source(str(path)), long_side=32, queue_size=1) as capture:
+        for frame in capture.frames():
+            if frame.index == 3:
+                break
+    assert not capture._thread.is_alive()
+
+
+class ExplodingSource:
+    info = None
+
+    def __init__(self):
+        self.calls = 0
+
+    def read(self):
+        self.calls += 1
+        if self.calls > 2:
+            raise OSError("device vanished")
+        return self.calls - 1, 0.0, np.zeros((8, 8, 3), np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_capture_errors_reach_the_consumer():
+    with CaptureThread(ExplodingSource(), long_side=8) as capture:
+        got = []
+        with pytest.raises(OSError, match="device vanished"):
+            for frame in capture.frames():
+                got.append(frame.index)
+    assert got == [0, 1]
