@@ -123,3 +123,21 @@ def run(ctx: click.Context, source: str, model_name: str | None, threshold: floa
     click.echo(summary.format())
     if summary.stopped_early and summary.stopped_early.startswith("interrupted"):
         ctx.exit(130)
+
+
+@main.command("eval")
+@click.argument("detections", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("truth", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--iou", type=click.FloatRange(0, 1, min_open=True), default=0.5,
+              help="Mask IoU at which a detection matches a truth object of its class.")
+def evaluate_command(detections: Path, truth: Path, iou: float) -> None:
+    """Score a run's DETECTIONS (JSON Lines from --json) against ground TRUTH."""
+    from livesegment.evaluate import evaluate, load_jsonl_frames
+
+    try:
+        detection_frames = load_jsonl_frames(detections)
+        truth_frames = load_jsonl_frames(truth)
+        report = evaluate(detection_frames, truth_frames, iou_threshold=iou)
+    except (ValueError, KeyError) as error:
+        raise UsageError(f"cannot score {detections} against {truth}: {error}") from error
+    click.echo(report.format())
