@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -42,6 +45,25 @@ def check_classes(requested: tuple[str, ...] | None, spec: ModelSpec) -> frozens
     return frozenset(requested)
 
 
+class SizeType(click.ParamType):
+    """``WxH`` -> (width, height)."""
+
+    name = "WxH"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(value))
+        if not match or min(int(match[1]), int(match[2])) < 16:
+            self.fail(f"{value!r} is not a size like 1280x720", param, ctx)
+        return int(match[1]), int(match[2])
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    # SIGTERM ends a run like Ctrl-C: outputs are closed and stay playable.
+    raise KeyboardInterrupt
+
+
 class LivesegmentGroup(click.Group):
     """Turns package errors into one-line messages; tracebacks only with --debug."""
 
@@ -73,6 +95,9 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     ctx.meta["livesegment.debug"] = debug
     ctx.meta["livesegment.verbose"] = verbose
     tfenv.quiet_tensorflow(verbose)
+    tfenv.quiet_opencv(verbose)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if verbose
                         else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -98,17 +123,41 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
 @click.option("--boxes/--no-boxes", default=True, help="Draw boxes.")
 @click.option("--labels/--no-labels", default=True, help="Draw class and score labels.")
 @click.option("--masks/--no-masks", default=True, help="Draw masks.")
+@click.option("--realtime", is_flag=True,
+              help="Replay a file at its own frame rate, dropping frames like a camera.")
+@click.option("--camera-size", type=SizeType(), default=None, metavar="WxH",
+              help="Ask the camera for this resolution.")
+@click.option("--camera-fps", type=click.FloatRange(1, 240), default=None,
+              help="Ask the camera for this frame rate.")
+@click.option("--output-fps", type=click.FloatRange(1, 240), default=None,
+              help="Frame rate of recordings from live sources (default: the measured rate).")
+@click.option("--reconnect-timeout", type=click.FloatRange(0, 3600), default=10.0,
+              show_default=True, help="Seconds to keep reconnecting a lost camera or stream.")
+@click.option("--snapshot-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), help="Folder for `s` snapshots and `r` recordings.")
 @click.pass_context
 def run(ctx: click.Context, source: str, model_name: str | None, threshold: float | None,
         classes: str | None, class_names: str | None, output: Path | None,
         json_path: Path | None, display: bool | None, max_size: int | None, boxes: bool,
-        labels: bool, masks: bool) -> None:
-    """Segment SOURCE (a video or image file) and report what was found."""
+        labels: bool, masks: bool, realtime: bool, camera_size: tuple[int, int] | None,
+        camera_fps: float | None, output_fps: float | None, reconnect_timeout: float,
+        snapshot_dir: Path) -> None:
+    """Segment SOURCE: a video or image file, a camera index (0), a device (/dev/video0) or
+    a stream URL (rtsp://, http://). In the window: q/Esc quit, space pause, +/- threshold,
+    b/l/m boxes/labels/masks, s snapshot, r record."""
     from livesegment import pipeline
+    from livesegment.sources import parse_source
 
     spec = resolve_model(model_name, _split_names(class_names))
+    request = parse_source(source, realtime=realtime, camera_size_wh=camera_size,
+                           camera_fps=camera_fps)
+    if realtime and request.kind != "file":
+        raise UsageError(f"--realtime replays a video file; {source} is a {request.kind}")
     options = pipeline.RunOptions(
-        source=source,
+        source=request,
+        output_fps=output_fps,
+        reconnect_timeout_s=reconnect_timeout,
+        snapshot_dir=snapshot_dir,
         output=output,
         json_path=json_path,
         display=display,
@@ -121,7 +170,9 @@ def run(ctx: click.Context, source: str, model_name: str | None, threshold: floa
     )
     summary = pipeline.run(options, spec)
     click.echo(summary.format())
-    if summary.stopped_early and summary.stopped_early.startswith("interrupted"):
+    if summary.failure:
+        raise click.ClickException(summary.failure)
+    if summary.stopped_early == "interrupted":
         ctx.exit(130)
 
 

@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
 from livesegment import tfenv
-from livesegment.capture import CaptureThread
+from livesegment.capture import CapturePolicy, CaptureThread
+from livesegment.controls import ViewState
+from livesegment.errors import LivesegmentError, OutputError
 from livesegment.filters import select
 from livesegment.models import ModelSpec
 from livesegment.overlay import OverlayStyle, annotate
 from livesegment.sinks import (
     JsonlSink,
+    PacedRecorder,
     VideoFileSink,
     WindowSink,
     check_output_path,
     display_available,
 )
-from livesegment.sources import open_source
+from livesegment.sources import SourceRequest, open_source, parse_source
 from livesegment.structures import Candidates, Detections, FrameResult, RunSummary
+from livesegment.timing import FpsMeter, Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +40,16 @@ class RunOptions:
     """What ``livesegment run`` was asked to do.
 
     Attributes:
+        source: what to read (see ``sources.parse_source``), or an already parsed request.
         display: True/False as asked; None shows a window only where a display exists.
         threshold: None uses the model card's default.
         classes: class names to keep; None keeps all.
         max_size: long side in pixels used for inference; None uses the model's input size.
+        output_fps: frame rate of recordings from live sources; None measures the real rate.
+        snapshot_dir: where ``s`` snapshots and ``r`` recordings without ``--output`` go.
     """
 
-    source: str
+    source: str | SourceRequest
     output: Path | None = None
     json_path: Path | None = None
     display: bool | None = None
@@ -51,27 +59,14 @@ class RunOptions:
     style: OverlayStyle = field(default_factory=OverlayStyle)
     verbose: bool = False
     progress: bool = True
-
-
-class FpsMeter:
-    """Frames per second over a rolling window of ``time.monotonic()`` stamps."""
-
-    def __init__(self, window: int = 30):
-        self._stamps: deque[float] = deque(maxlen=window)
-
-    def tick(self) -> None:
-        self._stamps.append(time.monotonic())
-
-    @property
-    def fps(self) -> float:
-        if len(self._stamps) < 2:
-            return 0.0
-        span = self._stamps[-1] - self._stamps[0]
-        return (len(self._stamps) - 1) / span if span > 0 else 0.0
+    output_fps: float | None = None
+    reconnect_timeout_s: float = 10.0
+    snapshot_dir: Path = Path(".")
 
 
 Segment = Callable[[np.ndarray, tuple[int, int]], Candidates]
 Unmold = Callable[[Candidates, np.ndarray], Detections]
+Loader = Callable[[ModelSpec, bool], tuple[Segment, Unmold]]
 
 
 def load_segmenter(spec: ModelSpec, verbose: bool = False) -> tuple[Segment, Unmold]:
@@ -83,75 +78,189 @@ def load_segmenter(spec: ModelSpec, verbose: bool = False) -> tuple[Segment, Unm
     return model, segmenter.unmold
 
 
-def run(options: RunOptions, spec: ModelSpec,
-        load: Callable[[ModelSpec, bool], tuple[Segment, Unmold]] = load_segmenter
-        ) -> RunSummary:
-    """Segment every frame of ``options.source``; returns the run's summary.
+def _stamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+
+
+class _Recorder:
+    """The annotated-video output: every frame for files, wall-clock paced for live sources."""
+
+    def __init__(self, options: RunOptions, size_wh: tuple[int, int], fps: float, live: bool):
+        self.options, self.size_wh, self.fps, self.live = options, size_wh, fps, live
+        self.sink: VideoFileSink | PacedRecorder | None = None
+        self.closed: list[Path] = []
+        self._takes = 0
+        if options.output is not None:
+            self.start()
+
+    def start(self) -> None:
+        self._takes += 1
+        output = self.options.output
+        if output is None:
+            path = self.options.snapshot_dir / f"livesegment-{_stamp()}.mp4"
+        elif self._takes > 1:
+            path = output.with_name(f"{output.stem}-{self._takes}{output.suffix}")
+        else:
+            path = output
+        self.sink = (PacedRecorder(path, self.size_wh, self.options.output_fps) if self.live
+                     else VideoFileSink(path, self.size_wh, self.fps))
+        log.info("recording to %s", path)
+
+    def toggle(self) -> None:
+        if self.sink is None:
+            self.start()
+        else:
+            self.stop()
+
+    def write(self, picture: np.ndarray) -> None:
+        if isinstance(self.sink, PacedRecorder):
+            self.sink.write(picture, time.monotonic())
+        elif self.sink is not None:
+            self.sink.write(picture)
+
+    def stop(self) -> None:
+        if self.sink is None:
+            return
+        sink, self.sink = self.sink, None
+        if isinstance(sink, PacedRecorder):
+            sink.close(time.monotonic())
+        else:
+            sink.close()
+        self.closed.append(sink.path)
+
+
+def _hud_lines(state: ViewState, capture: CaptureThread, inference: FpsMeter,
+               stopwatch: Stopwatch, latency_ms: float, recording: bool) -> list[str]:
+    classes = ",".join(sorted(state.classes)) if state.classes else "all"
+    flags = ("  REC" if recording else "") + ("  PAUSED" if state.paused else "")
+    return [
+        f"inference {inference.fps:4.1f} FPS ({stopwatch.last_ms:.0f} ms)  "
+        f"capture {capture.stats.fps.fps:4.1f} FPS",
+        f"latency {latency_ms:.0f} ms  dropped {capture.stats.dropped}{flags}",
+        f"threshold {state.threshold:.2f}  classes: {classes}",
+    ]
+
+
+def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> RunSummary:
+    """Segment ``options.source`` until it ends, the user quits or the source fails.
 
     Cheap checks (outputs, source, display) come first, the model after; output files are
-    created only once the model is ready, and closed (playable) whatever happens.
+    created only once the model is ready, and closed (playable) whatever happens. A source
+    that fails mid-run ends the run with ``summary.failure`` set rather than an exception, so
+    the caller can still print what was done.
 
     Raises:
-        LivesegmentError: a source, model, output or display problem.
+        LivesegmentError: a source, model, output or display problem found before the run.
     """
     for path, option in ((options.output, "--output"), (options.json_path, "--json")):
         if path is not None:
             check_output_path(path, option)
-    source = open_source(options.source)
-    show = display_available() if options.display is None else options.display
-    window = WindowSink() if show else None
-    sinks: list = []
+    request = options.source if isinstance(options.source, SourceRequest) \
+        else parse_source(options.source)
+    source = open_source(request)
+    window: WindowSink | None = None
+    jsonl: JsonlSink | None = None
+    recorder: _Recorder | None = None
     summary = RunSummary()
     try:
+        show = display_available() if options.display is None else options.display
+        window = WindowSink() if show else None
         segment, unmold = load(spec, options.verbose)
-        threshold = spec.default_threshold if options.threshold is None else options.threshold
-        long_side = options.max_size or spec.input_size
-        if options.output is not None:
-            sinks.append(VideoFileSink(options.output, source.info.size_wh, source.info.fps))
+        state = ViewState(
+            threshold=spec.default_threshold if options.threshold is None
+            else options.threshold,
+            classes=options.classes, style=options.style)
+        info = source.info
+        recorder = _Recorder(options, info.size_wh, info.fps, info.is_live)
         if options.json_path is not None:
-            sinks.append(JsonlSink(options.json_path))
-        fps_meter = FpsMeter()
-        started = time.monotonic()
-        progress = tqdm(total=source.info.frame_count, unit="frame", disable=not options.progress
-                        or None, leave=False, dynamic_ncols=True)
-        first_call = True
-        with CaptureThread(source, long_side) as capture, progress:
-            for frame in capture.frames():
-                inference_started = time.monotonic()
-                # TensorFlow logs while it finishes building the graph on the first call.
-                with tfenv.silenced_stderr(first_call and not options.verbose):
-                    candidates = segment(frame.rgb, frame.shape_hw)
-                first_call = False
-                selection = select(candidates, threshold, options.classes)
-                detections = unmold(candidates, selection.keep)
-                inference_ms = (time.monotonic() - inference_started) * 1000
-                fps_meter.tick()
-                result = FrameResult(frame, detections, selection.empty_reason,
-                                     len(candidates), inference_ms)
-                summary.add(result)
-                hud = [f"{fps_meter.fps:5.1f} FPS  {inference_ms:4.0f} ms/frame",
-                       f"threshold {threshold:.2f}"
-                       + (f"  classes: {','.join(sorted(options.classes))}"
-                          if options.classes else "")]
-                picture = annotate(frame.bgr, detections, selection.empty_reason, hud,
-                                   options.style)
-                for sink in sinks:
-                    if isinstance(sink, VideoFileSink):
-                        sink.write(picture)
-                    else:
-                        sink.write(result)
-                progress.update()
-                if window is not None and not window.show(picture):
-                    summary.stopped_early = "quit from the window"
-                    break
-        summary.elapsed_s = time.monotonic() - started
-    except KeyboardInterrupt:
-        summary.stopped_early = "interrupted (Ctrl-C)"
+            jsonl = JsonlSink(options.json_path)
+        policy = CapturePolicy.for_source(source, options.reconnect_timeout_s)
+        capture = CaptureThread(source, options.max_size or spec.input_size, policy)
+        _loop(capture, segment, unmold, state, window, jsonl, recorder, summary, options,
+              info.frame_count)
+        summary.frames_captured = capture.stats.captured
+        summary.frames_dropped = capture.stats.dropped
+        summary.reconnect_attempts = capture.stats.reconnect_attempts
+        summary.final_threshold = state.threshold
     finally:
-        for sink in sinks:
-            sink.close()
-            summary.files_written.append(sink.path)
+        if recorder is not None:
+            recorder.stop()
+            summary.files_written.extend(recorder.closed)
+        if jsonl is not None:
+            jsonl.close()
+            summary.files_written.append(jsonl.path)
         if window is not None:
             window.close()
         source.release()
     return summary
+
+
+def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewState,
+          window: WindowSink | None, jsonl: JsonlSink | None, recorder: _Recorder,
+          summary: RunSummary, options: RunOptions, frame_count: int | None) -> None:
+    inference_fps = FpsMeter()
+    stopwatch = Stopwatch()
+    started = time.monotonic()
+    first_call = True
+    progress = tqdm(total=frame_count, unit="frame", disable=not options.progress or None,
+                    leave=False, dynamic_ncols=True)
+    try:
+        with capture, progress:
+            for frame in capture.frames():
+                with stopwatch:
+                    # TensorFlow logs while it finishes building the graph on the first call.
+                    with tfenv.silenced_stderr(first_call and not options.verbose):
+                        candidates = segment(frame.rgb, frame.shape_hw)
+                    first_call = False
+                    selection = select(candidates, state.threshold, state.classes)
+                    detections = unmold(candidates, selection.keep)
+                inference_fps.tick()
+                result = FrameResult(frame, detections, selection.empty_reason,
+                                     len(candidates), stopwatch.last_ms)
+                summary.add(result)
+                if jsonl is not None:
+                    jsonl.write(result)
+                latency_ms = (time.monotonic() - frame.captured_at) * 1000
+                hud = _hud_lines(state, capture, inference_fps, stopwatch, latency_ms,
+                                 recorder.sink is not None)
+                picture = annotate(frame.bgr, detections, selection.empty_reason, hud,
+                                   state.style)
+                recorder.write(picture)
+                summary.latencies_ms.append((time.monotonic() - frame.captured_at) * 1000)
+                progress.update()
+                if window is not None:
+                    _interact(window, picture, state, recorder, summary, options)
+                    if state.quit:
+                        summary.stopped_early = "quit from the window"
+                        break
+        summary.elapsed_s = time.monotonic() - started
+    except KeyboardInterrupt:
+        summary.elapsed_s = time.monotonic() - started
+        summary.stopped_early = "interrupted"
+    except LivesegmentError as error:
+        if isinstance(error, OutputError):
+            raise
+        summary.elapsed_s = time.monotonic() - started
+        summary.failure = str(error)
+
+
+def _interact(window: WindowSink, picture: np.ndarray, state: ViewState, recorder: _Recorder,
+              summary: RunSummary, options: RunOptions) -> None:
+    """Show the picture and apply keys; while paused, keep polling without new frames."""
+    key = window.show(picture)
+    while True:
+        note = state.handle_key(key)
+        if note:
+            log.info("key: %s", note)
+        if state.snapshot_requested:
+            state.snapshot_requested = False
+            path = options.snapshot_dir / f"livesegment-{_stamp()}.png"
+            if not cv2.imwrite(str(path), picture):
+                raise OutputError(f"snapshot {path}: could not be written")
+            summary.files_written.append(path)
+        if state.record_toggle_requested:
+            state.record_toggle_requested = False
+            recorder.toggle()
+        if not state.paused or state.quit:
+            return
+        key = window.show(picture, wait_ms=30)

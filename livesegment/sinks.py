@@ -143,11 +143,77 @@ class WindowSink:
             raise DisplayError(f"cannot open a window ({error.msg.strip()}); "
                                "run with --no-display") from error
 
-    def show(self, bgr: np.ndarray) -> bool:
+    def show(self, bgr: np.ndarray, wait_ms: int = 1) -> int:
+        """Show a (H, W, 3) uint8 BGR picture; returns the key pressed, or -1."""
         cv2.imshow(self.title, bgr)
-        key = cv2.waitKey(1) & 0xFF
-        return key not in (ord("q"), 27)
+        return cv2.waitKey(wait_ms)
 
     def close(self) -> None:
         cv2.destroyWindow(self.title)
         cv2.waitKey(1)
+
+
+class PacedRecorder:
+    """Records a live source so it plays back at real speed.
+
+    The frame rate is ``fps`` when given, else the rate frames are actually processed, measured
+    over the first frames (held meanwhile). Each frame is then written as many times as the
+    wall clock says, so pauses and slow frames keep their real duration.
+    """
+
+    MEASURE_FRAMES = 12
+    MEASURE_S = 2.0
+
+    def __init__(self, path: Path, size_wh: tuple[int, int], fps: float | None = None):
+        self.path = Path(path)
+        check_output_path(self.path, "--output", tuple(FOURCC_BY_SUFFIX))
+        self.size_wh = size_wh
+        self._fps = fps
+        self._held: list[tuple[float, np.ndarray]] = []
+        self._sink: VideoFileSink | None = None
+        self._started_at: float | None = None
+        self._last: np.ndarray | None = None
+
+    @property
+    def frames_written(self) -> int:
+        return self._sink.frames_written if self._sink else 0
+
+    def write(self, bgr: np.ndarray, at_s: float) -> None:
+        """Add a picture shown at monotonic time ``at_s``."""
+        if self._sink is None:
+            self._held.append((at_s, bgr))
+            span = at_s - self._held[0][0]
+            if self._fps is None and len(self._held) < self.MEASURE_FRAMES \
+                    and span < self.MEASURE_S:
+                return
+            self._open()
+            return
+        self._write_until(at_s, bgr)
+
+    def _open(self) -> None:
+        held, self._held = self._held, []
+        if self._fps is None:
+            span = held[-1][0] - held[0][0]
+            self._fps = (len(held) - 1) / span if len(held) > 1 and span > 0 else FALLBACK_FPS
+        self._sink = VideoFileSink(self.path, self.size_wh, self._fps)
+        self._started_at = held[0][0]
+        for at_s, bgr in held:
+            self._write_until(at_s, bgr)
+
+    def _write_until(self, at_s: float, bgr: np.ndarray) -> None:
+        assert self._sink is not None and self._started_at is not None
+        due = int((at_s - self._started_at) * self._sink.fps) + 1
+        if self._sink.frames_written == 0:
+            due = max(due, 1)
+        while self._sink.frames_written < due:
+            self._sink.write(bgr)
+        self._last = bgr
+
+    def close(self, at_s: float | None = None) -> None:
+        if self._sink is None and self._held:
+            self._open()
+        if self._sink is not None:
+            if at_s is not None and self._last is not None:
+                # The last picture stayed on screen until now.
+                self._write_until(at_s, self._last)
+            self._sink.close()

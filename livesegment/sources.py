@@ -1,8 +1,11 @@
-"""Open a video source and sanitise what OpenCV reports about it."""
+"""Open a video source — camera index, device path, stream URL, file or image — and sanitise
+what OpenCV reports about it."""
 
 from __future__ import annotations
 
 import logging
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,24 +18,76 @@ from livesegment.structures import VideoInfo
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 # Above this a reported frame rate is a container default or garbage, not a real rate.
 MAX_PLAUSIBLE_FPS = 1000.0
+CAMERA_PROBE_INDICES = range(10)
+STREAM_OPEN_TIMEOUT_S = 5.0
+# FFmpeg gives up on a silent stream after this, so a dead server cannot hang the reader.
+STREAM_READ_TIMEOUT_S = 2.0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class SourceRequest:
+    """What ``SOURCE`` on the command line asks for.
+
+    Attributes:
+        kind: "camera" (index), "device" (/dev/video*), "stream" (URL), "image" or "file".
+        target: the index, path or URL.
+        realtime: replay a file at its own frame rate, dropping frames like a camera.
+        camera_size_wh: requested camera resolution, read back after setting.
+        camera_fps: requested camera frame rate, read back after setting.
+    """
+
+    kind: str
+    target: str | int
+    realtime: bool = False
+    camera_size_wh: tuple[int, int] | None = None
+    camera_fps: float | None = None
+
+    @property
+    def is_live(self) -> bool:
+        return self.kind in ("camera", "device", "stream") or self.realtime
+
+    @property
+    def can_reconnect(self) -> bool:
+        return self.kind in ("camera", "device", "stream")
+
+
+def parse_source(text: str, *, realtime: bool = False,
+                 camera_size_wh: tuple[int, int] | None = None,
+                 camera_fps: float | None = None) -> SourceRequest:
+    """Classify ``text``: a bare integer is a camera index, a URL a stream, else a path."""
+    text = text.strip()
+    extra = {"realtime": realtime, "camera_size_wh": camera_size_wh, "camera_fps": camera_fps}
+    if re.fullmatch(r"\d{1,3}", text):
+        return SourceRequest("camera", int(text), **extra)
+    if text.lower().startswith(STREAM_SCHEMES):
+        return SourceRequest("stream", text, **extra)
+    if text.startswith("/dev/video"):
+        return SourceRequest("device", text, **extra)
+    suffix = Path(text).suffix.lower()
+    return SourceRequest("image" if suffix in IMAGE_SUFFIXES else "file", text, **extra)
+
+
 class VideoSource:
     """An opened source whose first frame has already been read (so opening proves reading).
 
-    Iterate ``read()`` until it returns None. Close with ``release()``.
+    ``read()`` returns (index, time_s, bgr) or None at the end or on a failed read; live
+    sources can ``reopen()``. Close with ``release()``.
     """
 
-    info: VideoInfo
-    capture: cv2.VideoCapture | None
-    _pending: np.ndarray | None
-    _index: int = 0
+    def __init__(self, request: SourceRequest, info: VideoInfo,
+                 capture: cv2.VideoCapture | None, first_bgr: np.ndarray):
+        self.request = request
+        self.info = info
+        self.capture = capture
+        self._pending: np.ndarray | None = first_bgr
+        self._index = 0
+        self._started = time.monotonic()
 
     def read(self) -> tuple[int, float, np.ndarray] | None:
-        """Next (index, time_s, bgr) or None at the end; bgr is (H, W, 3) uint8 BGR."""
+        """Next (index, time_s, bgr); bgr is (H, W, 3) uint8 BGR at source resolution."""
         if self._pending is not None:
             bgr, self._pending = self._pending, None
         elif self.capture is None:
@@ -46,8 +101,21 @@ class VideoSource:
         return index, self._time_of(index), _as_bgr(bgr)
 
     def _time_of(self, index: int) -> float:
+        if self.request.can_reconnect:
+            return time.monotonic() - self._started
         fps = self.info.fps
         return index / fps if fps > 0 else 0.0
+
+    def reopen(self) -> bool:
+        """Reconnect a camera or stream; True when a frame could be read again."""
+        self.release()
+        try:
+            capture, first = _open_capture(self.request)
+        except SourceError as error:
+            log.info("reconnect failed: %s", error)
+            return False
+        self.capture, self._pending = capture, first
+        return True
 
     def release(self) -> None:
         if self.capture is not None:
@@ -64,51 +132,124 @@ def _as_bgr(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-def _sanitised_fps(reported: float) -> float:
+def sanitised_fps(reported: float) -> float:
     if not np.isfinite(reported) or reported <= 0 or reported > MAX_PLAUSIBLE_FPS:
         return 0.0
     return float(reported)
 
 
-def open_source(source: str) -> VideoSource:
-    """Open a video or image file and read its first frame.
+def cameras_that_open(indices=CAMERA_PROBE_INDICES) -> list[int]:
+    """Camera indices that open and deliver a frame (each probe returns quickly if absent)."""
+    found = []
+    for index in indices:
+        capture = cv2.VideoCapture(index)
+        try:
+            if capture.isOpened() and capture.read()[0]:
+                found.append(index)
+        finally:
+            capture.release()
+    return found
+
+
+def _open_capture(request: SourceRequest) -> tuple[cv2.VideoCapture, np.ndarray]:
+    target = request.target
+    if request.kind == "stream":
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(STREAM_OPEN_TIMEOUT_S * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(STREAM_READ_TIMEOUT_S * 1000)]
+        capture = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG, params)
+    else:
+        capture = cv2.VideoCapture(target if request.kind == "camera" else str(target))
+    if capture.isOpened() and request.kind in ("camera", "device"):
+        _apply_camera_settings(capture, request)
+    if not capture.isOpened():
+        capture.release()
+        raise SourceError(_open_failure(request))
+    ok, first = capture.read()
+    if not ok or first is None:
+        capture.release()
+        if request.kind == "file":
+            raise SourceError(f"{target}: no frame could be decoded (corrupt or not a video)")
+        raise SourceError(f"{_describe(request)} opened but delivered no frame "
+                          "(in use by another program, or no signal?)")
+    return capture, first
+
+
+def _describe(request: SourceRequest) -> str:
+    return {"camera": f"camera {request.target}", "device": f"camera {request.target}",
+            "stream": f"stream {request.target}"}.get(request.kind, str(request.target))
+
+
+def _open_failure(request: SourceRequest) -> str:
+    if request.kind == "camera":
+        others = [i for i in cameras_that_open() if i != request.target]
+        hint = (f"cameras that open: {', '.join(map(str, others))}" if others
+                else "no camera opens on this machine (checked indices 0-9)")
+        return f"could not open camera {request.target} (missing or in use?); {hint}"
+    if request.kind == "device":
+        return f"could not open camera {request.target} (missing or in use?)"
+    if request.kind == "stream":
+        return (f"could not open stream {request.target} within {STREAM_OPEN_TIMEOUT_S:.0f} s "
+                "(server down, wrong URL, or a format FFmpeg cannot read)")
+    return (f"{request.target}: OpenCV cannot open this file as video "
+            "(not a video, or a codec FFmpeg lacks)")
+
+
+def _apply_camera_settings(capture: cv2.VideoCapture, request: SourceRequest) -> None:
+    if request.camera_size_wh:
+        width, height = request.camera_size_wh
+        capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        got = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+               int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        if got != (width, height):
+            log.warning("camera ignored --camera-size %dx%d and delivers %dx%d", width, height,
+                        *got)
+    if request.camera_fps:
+        capture.set(cv2.CAP_PROP_FPS, request.camera_fps)
+        got_fps = capture.get(cv2.CAP_PROP_FPS)
+        if abs(got_fps - request.camera_fps) > 0.5:
+            log.warning("camera ignored --camera-fps %g and reports %g fps", request.camera_fps,
+                        got_fps)
+
+
+def _check_path(request: SourceRequest) -> None:
+    path = Path(str(request.target)).expanduser()
+    if not path.exists():
+        raise SourceError(f"{request.target}: no such file; check the path")
+    if path.is_dir():
+        raise SourceError(f"{request.target}: is a folder; pass a video or image file")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{request.target}: file is empty (0 bytes); nothing to segment")
+
+
+def open_source(request: SourceRequest | str) -> VideoSource:
+    """Open a source and read its first frame.
 
     Raises:
         SourceError: missing, unreadable, or not a video/image, with what to do about it.
     """
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise SourceError(f"{source}: no such file; check the path")
-    if path.is_dir():
-        raise SourceError(f"{source}: is a folder; pass a video or image file")
-    if path.stat().st_size == 0:
-        raise SourceError(f"{source}: file is empty (0 bytes); nothing to segment")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if isinstance(request, str):
+        request = parse_source(request)
+    if request.kind in ("file", "image"):
+        _check_path(request)
+    if request.kind == "image":
+        image = cv2.imread(str(request.target), cv2.IMREAD_COLOR)
         if image is None:
-            raise SourceError(f"{source}: not a readable image; check the file")
+            raise SourceError(f"{request.target}: not a readable image; check the file")
         height, width = image.shape[:2]
-        info = VideoInfo(name=path.name, size_wh=(width, height), fps=0.0, frame_count=1,
-                         is_live=False)
-        return VideoSource(info=info, capture=None, _pending=image)
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        capture.release()
-        raise SourceError(f"{source}: OpenCV cannot open this file as video "
-                          "(not a video, or a codec FFmpeg lacks)")
-    ok, first = capture.read()
-    if not ok or first is None:
-        capture.release()
-        raise SourceError(f"{source}: no frame could be decoded (corrupt or not a video)")
+        info = VideoInfo(name=Path(str(request.target)).name, size_wh=(width, height), fps=0.0,
+                         frame_count=1, is_live=False)
+        return VideoSource(request, info, None, image)
+    capture, first = _open_capture(request)
     height, width = first.shape[:2]
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     info = VideoInfo(
-        name=path.name,
+        name=Path(str(request.target)).name if request.kind == "file" else _describe(request),
         size_wh=(width, height),
-        fps=_sanitised_fps(capture.get(cv2.CAP_PROP_FPS)),
-        frame_count=count if count > 0 else None,
-        is_live=False,
+        fps=sanitised_fps(capture.get(cv2.CAP_PROP_FPS)),
+        frame_count=count if count > 0 and request.kind == "file" else None,
+        is_live=request.is_live,
     )
-    log.info("opened %s: %dx%d, %.3f fps, %s frames", source, width, height, info.fps,
+    log.info("opened %s: %dx%d, %.3f fps, %s frames", info.name, width, height, info.fps,
              info.frame_count)
-    return VideoSource(info=info, capture=capture, _pending=first)
+    return VideoSource(request, info, capture, first)

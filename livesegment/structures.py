@@ -155,6 +155,11 @@ class RunSummary:
     frames_processed: int = 0
     frames_empty: int = 0
     frames_dropped: int = 0
+    frames_captured: int = 0
+    reconnect_attempts: int = 0
+    final_threshold: float | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+    failure: str | None = None
     detections_per_class: Counter = field(default_factory=Counter)
     elapsed_s: float = 0.0
     files_written: list[Path] = field(default_factory=list)
@@ -180,6 +185,13 @@ class RunSummary:
             f"frames with no detection: {self.frames_empty}",
             f"mean FPS: {self.mean_fps:.2f}",
         ]
+        if self.final_threshold is not None:
+            lines.append(f"threshold at the end: {self.final_threshold:.2f}")
+        if self.reconnect_attempts:
+            lines.append(f"reconnect attempts: {self.reconnect_attempts}")
+        if self.latencies_ms:
+            lines.append(f"latency: median {np.median(self.latencies_ms):.0f} ms, "
+                         f"max {max(self.latencies_ms):.0f} ms")
         lines += [f"wrote: {path}" for path in self.files_written]
         if self.stopped_early:
             lines.append(f"stopped early: {self.stopped_early}")

@@ -41,6 +41,16 @@ def quiet_tensorflow(verbose: bool = False) -> None:
 ensure_legacy_keras()
 
 
+def quiet_opencv(verbose: bool = False) -> None:
+    """OpenCV prints probe warnings (missing cameras, backends) that are not the user's problem."""
+    # FFmpeg's own messages ("Stream ends prematurely") bypass OpenCV's logger.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "32" if verbose else "-8")
+    import cv2
+
+    level = cv2.utils.logging.LOG_LEVEL_INFO if verbose else cv2.utils.logging.LOG_LEVEL_SILENT
+    cv2.utils.logging.setLogLevel(level)
+
+
 @contextlib.contextmanager
 def silenced_stderr(enabled: bool = True) -> Iterator[None]:
     """Send file descriptor 2 to /dev/null for the block.

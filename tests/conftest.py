@@ -33,7 +33,7 @@ def frame_for_index(index: int, size_wh: tuple[int, int]) -> np.ndarray:
 
 def index_of_frame(bgr: np.ndarray) -> int:
     """Inverse of ``frame_for_index`` modulo 32 (reads the grey level of the top-left block)."""
-    return int(round(float(np.median(bgr[:8, :8])) / 8)) % 32
+    return round(float(np.median(bgr[:8, :8])) / 8) % 32
 
 
 def write_video(path: Path, n_frames: int, size_wh=(160, 120), fps: float = 10.0,

@@ -46,8 +46,8 @@ def test_changed_layer_shows_changed_values(tmp_path, tiny_model):
     shutil.copy(tiny_model.with_suffix(".h5"), path)
     with h5py.File(path, "r+") as h5:
         group = h5["mrcnn_mask_conv1"]
-        kernel_name = [n for n in group.attrs["weight_names"]
-                       if b"kernel" in (n if isinstance(n, bytes) else n.encode())][0]
+        kernel_name = next(n for n in group.attrs["weight_names"]
+                       if b"kernel" in (n if isinstance(n, bytes) else n.encode()))
         dataset = group[kernel_name]
         changed = dataset[()] + 0.25
         dataset[...] = changed
