@@ -122,6 +122,22 @@ class JsonlSink:
         self._file.close()
 
 
+MAX_WINDOW_WH = (1600, 900)
+SYSTEM_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype",
+                    "/usr/share/fonts", "/usr/local/share/fonts")
+
+
+def _point_qt_at_system_fonts() -> None:
+    # opencv-python points Qt at a font folder its wheel does not ship, and Qt then warns on
+    # stderr at every window; a system font folder, when there is one, keeps it quiet.
+    if Path(os.environ.get("QT_QPA_FONTDIR", "")).is_dir():
+        return
+    for folder in SYSTEM_FONT_DIRS:
+        if Path(folder).is_dir():
+            os.environ["QT_QPA_FONTDIR"] = folder
+            return
+
+
 def display_available() -> bool:
     """Whether a HighGUI window can be opened here."""
     if sys.platform.startswith("linux"):
@@ -137,14 +153,22 @@ class WindowSink:
             raise DisplayError("no display available (DISPLAY is not set); "
                                "run with --no-display")
         self.title = title
+        _point_qt_at_system_fonts()
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO
+                            | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as error:
             raise DisplayError(f"cannot open a window ({error.msg.strip()}); "
                                "run with --no-display") from error
+        self._sized = False
 
     def show(self, bgr: np.ndarray, wait_ms: int = 1) -> int:
         """Show a (H, W, 3) uint8 BGR picture; returns the key pressed, or -1."""
+        if not self._sized:
+            height, width = bgr.shape[:2]
+            scale = min(1.0, MAX_WINDOW_WH[0] / width, MAX_WINDOW_WH[1] / height)
+            cv2.resizeWindow(self.title, round(width * scale), round(height * scale))
+            self._sized = True
         cv2.imshow(self.title, bgr)
         return cv2.waitKey(wait_ms)
 

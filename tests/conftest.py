@@ -65,6 +65,26 @@ def video_factory(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def shapes_video_factory(tmp_path_factory):
+    """Writes shapes-world videos with ground truth: ``(seed, n_frames, size_wh, fps)``."""
+    from livesegment import shapes
+
+    folder = tmp_path_factory.mktemp("shapes_videos")
+
+    def make(seed: int = 12345, n_frames: int = 60, size_wh=(640, 480), fps: float = 15.0
+             ) -> tuple[Path, Path]:
+        video = folder / f"shapes_{seed}_{n_frames}_{size_wh[0]}x{size_wh[1]}.avi"
+        truth = video.with_suffix(".truth.jsonl")
+        if not video.exists():
+            scenes = list(shapes.simulate_video(seed, n_frames, (size_wh[1], size_wh[0]), fps))
+            shapes.write_video(video, scenes, fps)
+            shapes.write_truth(truth, scenes)
+        return video, truth
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A real PixelLib Mask R-CNN (tinynet, narrow heads) with random weights and a card.
 

@@ -1,0 +1,113 @@
+"""A real window on a virtual X screen: masks and HUD on screen, keys change the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from livesegment.overlay import class_colour_bgr
+
+TOOLS = ("Xvfb", "xdotool", "xwd", "convert")
+
+
+@pytest.fixture
+def x_display():
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (Debian: xvfb xdotool x11-apps imagemagick; "
+                    ".ci/run installs them)")
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
+                               "1280x800x24", "-nolisten", "tcp"], pass_fds=(write_fd,),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    try:
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _x(display: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, env={**os.environ, "DISPLAY": display}, capture_output=True,
+                          timeout=30)
+
+
+def _screenshot(display: str) -> np.ndarray:
+    xwd = _x(display, "xwd", "-root", "-silent").stdout
+    png = subprocess.run(["convert", "xwd:-", "png:-"], input=xwd, capture_output=True,
+                         timeout=30).stdout
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+
+
+def _shows_hud(screen: np.ndarray) -> bool:
+    hud = screen[:80, :400]
+    white_text = (hud > 230).all(axis=2).sum()
+    dark_strip = (hud < 70).all(axis=2).sum()
+    return white_text > 100 and dark_strip > 2000
+
+
+def _window_id(display: str, timeout_s: float = 120) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = _x(display, "xdotool", "search", "--name", "^livesegment$").stdout.split()
+        if found:
+            return found[0].decode()
+        time.sleep(0.5)
+    raise AssertionError("the livesegment window never appeared")
+
+
+def test_window_shows_masks_and_hud_and_obeys_keys(tmp_path, x_display, shapes_video_factory,
+                                                    tiny_model):
+    source, _ = shapes_video_factory(seed=4, n_frames=300, size_wh=(480, 360), fps=15.0)
+    snapshots = tmp_path / "snaps"
+    snapshots.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "livesegment", "run", str(source), "--realtime", "--display",
+         "--model", str(tiny_model.with_suffix(".h5")), "--threshold", "0",
+         "--snapshot-dir", str(snapshots)],
+        cwd=ROOT, env={**os.environ, "DISPLAY": x_display}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        window = _window_id(x_display)
+        # The window opens before the model loads; wait for the first annotated frame.
+        deadline = time.monotonic() + 120
+        while not _shows_hud(before := _screenshot(x_display)):
+            assert time.monotonic() < deadline, "no HUD (white text on a dark strip) appeared"
+            time.sleep(1)
+        colours = np.array([class_colour_bgr(i) for i in (1, 2, 3)], np.int16)
+        distance = np.abs(before[None].astype(np.int16) - colours[:, None, None]).sum(axis=3)
+        assert (distance < 30).sum() > 200, "boxes/masks in class colours are on screen"
+
+        _x(x_display, "xdotool", "key", "--window", window, "plus")
+        time.sleep(1.5)
+        after = _screenshot(x_display)
+        threshold_line = (slice(50, 80), slice(0, 400))
+        assert not np.array_equal(before[threshold_line], after[threshold_line])
+
+        _x(x_display, "xdotool", "key", "--window", window, "s")
+        deadline = time.monotonic() + 10
+        while not list(snapshots.glob("*.png")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _x(x_display, "xdotool", "key", "--window", window, "q")
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            stdout, stderr = process.communicate()
+    assert process.returncode == 0, stderr
+    assert "stopped early: quit from the window" in stdout
+    assert "threshold at the end: 0.05" in stdout
+    pngs = list(snapshots.glob("*.png"))
+    assert len(pngs) == 1 and cv2.imread(str(pngs[0])).shape == (360, 480, 3)
+    assert "QFontDatabase" not in stderr and "Traceback" not in stderr
