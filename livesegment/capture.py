@@ -209,6 +209,7 @@ class CaptureThread:
         if timeout_s is None:
             timeout_s = self.policy.watchdog_s + self.policy.reconnect_timeout_s + 5.0
         waited_s = 0.0
+        warned = False
         while True:
             try:
                 item = self._queue.get(timeout=0.1)
@@ -217,11 +218,14 @@ class CaptureThread:
                     raise RuntimeError("capture thread ended without an end-of-stream marker"
                                        ) from None
                 waited_s += 0.1
+                if self.policy.reconnect and not warned and waited_s >= self.policy.watchdog_s:
+                    warned = True
+                    log.warning("%s: no new frame for %.0f s", self.name, waited_s)
                 if waited_s >= timeout_s:
                     raise SourceError(f"{self.name} delivered no frame for {timeout_s:.0f} s; "
                                       "check the camera or stream") from None
                 continue
-            waited_s = 0.0
+            waited_s, warned = 0.0, False
             if isinstance(item, _EndOfStream):
                 if item.error is not None:
                     raise item.error

@@ -72,3 +72,68 @@ def test_capture_errors_reach_the_consumer():
             for frame in capture.frames():
                 got.append(frame.index)
     assert got == [0, 1]
+
+
+class FrozenCamera:
+    """A driver that keeps returning its last buffer after the camera is gone."""
+
+    def __init__(self):
+        from livesegment.sources import SourceRequest
+        from livesegment.structures import VideoInfo
+
+        self.request = SourceRequest("camera", 0)
+        self.info = VideoInfo("camera 0", (8, 8), 30.0, None, True)
+        self.reopened_at: list[float] = []
+        self._frame = np.zeros((8, 8, 3), np.uint8)
+        self._index = 0
+
+    def read(self):
+        threading.Event().wait(0.01)
+        self._index += 1
+        if self._index < 5:  # a few real frames, then the same buffer forever
+            self._frame = self._frame + 1
+        return self._index, 0.0, self._frame.copy()
+
+    def reopen(self):
+        import time
+
+        self.reopened_at.append(time.monotonic())
+        self._index = 0
+        return True
+
+    def release(self):
+        pass
+
+
+def test_stale_frames_trigger_the_watchdog_within_two_seconds():
+    import time
+
+    from livesegment.capture import CapturePolicy
+
+    camera = FrozenCamera()
+    policy = CapturePolicy(newest_wins=True, reconnect=True, watchdog_s=2.0)
+    started = time.monotonic()
+    with CaptureThread(camera, long_side=8, policy=policy) as capture:
+        for _ in capture.frames():
+            if camera.reopened_at:
+                break
+            if time.monotonic() - started > 5:
+                break
+    assert camera.reopened_at, "the watchdog never fired"
+    assert camera.reopened_at[0] - started < 2.6
+    assert capture.stats.reconnect_attempts >= 1
+
+
+def test_newest_frame_wins_and_counts_drops(video_factory):
+    from livesegment.capture import CapturePolicy
+
+    path = video_factory(30, (160, 120), 10.0)
+    policy = CapturePolicy(newest_wins=True)
+    with CaptureThread(open_source(str(path)), long_side=32, policy=policy) as capture:
+        processed = []
+        for frame in capture.frames():
+            threading.Event().wait(0.02)
+            processed.append(frame.index)
+    assert processed == sorted(processed) and processed[-1] == 29
+    assert capture.stats.captured == 30
+    assert capture.stats.dropped == 30 - len(processed) > 0
