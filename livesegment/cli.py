@@ -135,13 +135,24 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
               show_default=True, help="Seconds to keep reconnecting a lost camera or stream.")
 @click.option("--snapshot-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), help="Folder for `s` snapshots and `r` recordings.")
+@click.option("--codec", default="h264", show_default=True,
+              help="Video codec of --output (h264, mpeg4, mjpeg, …).")
+@click.option("--audio/--no-audio", default=True,
+              help="Copy the source's audio into --output (files only).")
+@click.option("--start", "start_s", type=click.FloatRange(0), default=0.0,
+              help="Start at this time in the file (seconds).")
+@click.option("--end", "end_s", type=click.FloatRange(0, min_open=True), default=None,
+              help="Stop at this time in the file (seconds).")
+@click.option("--stride", type=click.IntRange(1), default=1,
+              help="Process every Nth frame; the output keeps the source's duration.")
 @click.pass_context
 def run(ctx: click.Context, source: str, model_name: str | None, threshold: float | None,
         classes: str | None, class_names: str | None, output: Path | None,
         json_path: Path | None, display: bool | None, max_size: int | None, boxes: bool,
         labels: bool, masks: bool, realtime: bool, camera_size: tuple[int, int] | None,
         camera_fps: float | None, output_fps: float | None, reconnect_timeout: float,
-        snapshot_dir: Path) -> None:
+        snapshot_dir: Path, codec: str, audio: bool, start_s: float, end_s: float | None,
+        stride: int) -> None:
     """Segment SOURCE: a video or image file, a camera index (0), a device (/dev/video0) or
     a stream URL (rtsp://, http://). In the window: q/Esc quit, space pause, +/- threshold,
     b/l/m boxes/labels/masks, s snapshot, r record."""
@@ -149,15 +160,25 @@ def run(ctx: click.Context, source: str, model_name: str | None, threshold: floa
     from livesegment.sources import parse_source
 
     spec = resolve_model(model_name, _split_names(class_names))
+    from livesegment.media import pick_encoder
+
     request = parse_source(source, realtime=realtime, camera_size_wh=camera_size,
-                           camera_fps=camera_fps)
+                           camera_fps=camera_fps, start_s=start_s, end_s=end_s, stride=stride)
     if realtime and request.kind != "file":
         raise UsageError(f"--realtime replays a video file; {source} is a {request.kind}")
+    if (start_s or end_s is not None or stride > 1) and request.kind != "file":
+        raise UsageError("--start, --end and --stride apply to video files")
+    if end_s is not None and end_s <= start_s:
+        raise UsageError(f"--end {end_s:g} must be after --start {start_s:g}")
+    if output is not None:
+        pick_encoder(codec)
     options = pipeline.RunOptions(
         source=request,
         output_fps=output_fps,
         reconnect_timeout_s=reconnect_timeout,
         snapshot_dir=snapshot_dir,
+        codec=codec,
+        audio=audio,
         output=output,
         json_path=json_path,
         display=display,
@@ -192,3 +213,9 @@ def evaluate_command(detections: Path, truth: Path, iou: float) -> None:
     except (ValueError, KeyError) as error:
         raise UsageError(f"cannot score {detections} against {truth}: {error}") from error
     click.echo(report.format())
+
+
+from livesegment.cli_models import doctor, models_group  # noqa: E402
+
+main.add_command(models_group)
+main.add_command(doctor)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -18,17 +19,17 @@ from livesegment.capture import CapturePolicy, CaptureThread
 from livesegment.controls import ViewState
 from livesegment.errors import LivesegmentError, OutputError
 from livesegment.filters import select
+from livesegment.media import CONTAINER_SUFFIXES, MediaWriter
 from livesegment.models import ModelSpec
 from livesegment.overlay import OverlayStyle, annotate
 from livesegment.sinks import (
     JsonlSink,
     PacedRecorder,
-    VideoFileSink,
     WindowSink,
     check_output_path,
     display_available,
 )
-from livesegment.sources import SourceRequest, open_source, parse_source
+from livesegment.sources import SourceRequest, VideoSource, open_source, parse_source
 from livesegment.structures import Candidates, Detections, FrameResult, RunSummary
 from livesegment.timing import FpsMeter, Stopwatch
 
@@ -62,6 +63,8 @@ class RunOptions:
     output_fps: float | None = None
     reconnect_timeout_s: float = 10.0
     snapshot_dir: Path = Path(".")
+    codec: str = "h264"
+    audio: bool = True
 
 
 Segment = Callable[[np.ndarray, tuple[int, int]], Candidates]
@@ -83,11 +86,13 @@ def _stamp() -> str:
 
 
 class _Recorder:
-    """The annotated-video output: every frame for files, wall-clock paced for live sources."""
+    """The annotated-video output: every frame at its source time for files (with the
+    source's audio), wall-clock paced for live sources."""
 
-    def __init__(self, options: RunOptions, size_wh: tuple[int, int], fps: float, live: bool):
-        self.options, self.size_wh, self.fps, self.live = options, size_wh, fps, live
-        self.sink: VideoFileSink | PacedRecorder | None = None
+    def __init__(self, options: RunOptions, source: VideoSource):
+        self.options, self.source = options, source
+        self.live = source.info.is_live
+        self.sink: MediaWriter | PacedRecorder | None = None
         self.closed: list[Path] = []
         self._takes = 0
         if options.output is not None:
@@ -102,8 +107,17 @@ class _Recorder:
             path = output.with_name(f"{output.stem}-{self._takes}{output.suffix}")
         else:
             path = output
-        self.sink = (PacedRecorder(path, self.size_wh, self.options.output_fps) if self.live
-                     else VideoFileSink(path, self.size_wh, self.fps))
+        info, request = self.source.info, self.source.request
+        if self.live:
+            self.sink = PacedRecorder(path, info.size_wh, self.options.output_fps,
+                                      self.options.codec)
+        else:
+            check_output_path(path, "--output", CONTAINER_SUFFIXES)
+            audio = info.has_audio and self.options.audio and request.kind == "file"
+            self.sink = MediaWriter(path, info.size_wh, info.rate or Fraction(30),
+                                    self.options.codec,
+                                    audio_from=Path(str(request.target)) if audio else None,
+                                    audio_start_s=request.start_s, audio_end_s=request.end_s)
         log.info("recording to %s", path)
 
     def toggle(self) -> None:
@@ -112,11 +126,15 @@ class _Recorder:
         else:
             self.stop()
 
-    def write(self, picture: np.ndarray) -> None:
+    def write(self, picture: np.ndarray, time_s: float) -> None:
         if isinstance(self.sink, PacedRecorder):
             self.sink.write(picture, time.monotonic())
         elif self.sink is not None:
-            self.sink.write(picture)
+            self.sink.write(picture, time_s - self.source.request.start_s)
+
+    def frames_durable(self) -> int | None:
+        """Frames certainly in the file, when that differs from frames written."""
+        return self.sink.frames_durable if isinstance(self.sink, MediaWriter) else None
 
     def stop(self) -> None:
         if self.sink is None:
@@ -171,7 +189,7 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> 
             else options.threshold,
             classes=options.classes, style=options.style)
         info = source.info
-        recorder = _Recorder(options, info.size_wh, info.fps, info.is_live)
+        recorder = _Recorder(options, source)
         if options.json_path is not None:
             jsonl = JsonlSink(options.json_path)
         policy = CapturePolicy.for_source(source, options.reconnect_timeout_s)
@@ -183,12 +201,20 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> 
         summary.reconnect_attempts = capture.stats.reconnect_attempts
         summary.final_threshold = state.threshold
     finally:
-        if recorder is not None:
-            recorder.stop()
-            summary.files_written.extend(recorder.closed)
-        if jsonl is not None:
-            jsonl.close()
-            summary.files_written.append(jsonl.path)
+        summary.frames_undecodable = source.undecodable
+        summary.frames_decoded = source.decoded
+        if request.kind == "file" and request.start_s == 0 and request.end_s is None:
+            summary.frames_claimed = source.info.frame_count
+        try:
+            if recorder is not None:
+                recorder.stop()
+                summary.files_written.extend(recorder.closed)
+        finally:
+            if jsonl is not None:
+                jsonl.flush_pending()
+                jsonl.write_summary(summary.to_json())
+                jsonl.close()
+                summary.files_written.append(jsonl.path)
         if window is not None:
             window.close()
         source.release()
@@ -218,14 +244,16 @@ def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewS
                 result = FrameResult(frame, detections, selection.empty_reason,
                                      len(candidates), stopwatch.last_ms)
                 summary.add(result)
-                if jsonl is not None:
-                    jsonl.write(result)
                 latency_ms = (time.monotonic() - frame.captured_at) * 1000
                 hud = _hud_lines(state, capture, inference_fps, stopwatch, latency_ms,
                                  recorder.sink is not None)
                 picture = annotate(frame.bgr, detections, selection.empty_reason, hud,
                                    state.style)
-                recorder.write(picture)
+                recorder.write(picture, frame.time_s)
+                if jsonl is not None:
+                    # A line appears once its frame is in the video, so a killed run's JSONL
+                    # never lists a frame its video lacks.
+                    jsonl.write(result, durable=recorder.frames_durable())
                 summary.latencies_ms.append((time.monotonic() - frame.captured_at) * 1000)
                 progress.update()
                 if window is not None:

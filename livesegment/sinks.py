@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -13,12 +14,11 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from livesegment.errors import DisplayError, OutputError
+from livesegment.media import CONTAINER_SUFFIXES, MediaWriter
 from livesegment.structures import Detections, FrameResult
 
 log = logging.getLogger(__name__)
 
-FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG",
-                    ".mkv": "MJPG"}
 # Used when the source does not report a frame rate (single images, some containers).
 FALLBACK_FPS = 30.0
 
@@ -43,34 +43,6 @@ def check_output_path(path: Path, option: str, suffixes: tuple[str, ...] | None 
         raise OutputError(f"{option} {path}: folder {folder} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"{option} {path}: file exists and is not writable")
-
-
-class VideoFileSink:
-    """Annotated frames to a video file at the source's size and frame rate."""
-
-    def __init__(self, path: Path, size_wh: tuple[int, int], fps: float):
-        self.path = Path(path)
-        check_output_path(self.path, "--output", tuple(FOURCC_BY_SUFFIX))
-        self.size_wh = size_wh
-        self.fps = fps if fps > 0 else FALLBACK_FPS
-        fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[self.path.suffix.lower()])
-        self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, size_wh)
-        if not self._writer.isOpened():
-            raise OutputError(f"--output {self.path}: OpenCV could not open a video writer "
-                              f"for {self.path.suffix}; try .avi")
-        self.frames_written = 0
-
-    def write(self, bgr: np.ndarray) -> None:
-        """Append one (H, W, 3) uint8 BGR frame of exactly ``size_wh``."""
-        if (bgr.shape[1], bgr.shape[0]) != self.size_wh:
-            # OpenCV silently writes an unplayable file for a wrong-size frame.
-            raise OutputError(f"--output {self.path}: frame {bgr.shape[1]}x{bgr.shape[0]} does "
-                              f"not match the video's {self.size_wh[0]}x{self.size_wh[1]}")
-        self._writer.write(bgr)
-        self.frames_written += 1
-
-    def close(self) -> None:
-        self._writer.release()
 
 
 def encode_mask(mask: np.ndarray) -> dict:
@@ -98,12 +70,26 @@ class JsonlSink:
     def __init__(self, path: Path):
         self.path = Path(path)
         check_output_path(self.path, "--json")
+        self._pending: list[FrameResult] = []
+        self._queued_total = 0
         try:
             self._file = self.path.open("w", encoding="utf-8")
         except OSError as error:
             raise OutputError(f"--json {self.path}: cannot write ({error.strerror})") from error
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameResult, durable: int | None = None) -> None:
+        """Queue ``result``; write queued lines up to ``durable`` frames (None: all)."""
+        self._pending.append(result)
+        keep = 0 if durable is None else max(0, self._queued_total + 1 - durable)
+        self._queued_total += 1
+        while len(self._pending) > keep:
+            self._write_line(self._pending.pop(0))
+
+    def flush_pending(self) -> None:
+        while self._pending:
+            self._write_line(self._pending.pop(0))
+
+    def _write_line(self, result: FrameResult) -> None:
         height, width = result.frame.shape_hw
         record = {
             "frame": result.frame.index,
@@ -114,6 +100,14 @@ class JsonlSink:
         }
         try:
             self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.flush()
+        except OSError as error:
+            raise OutputError(f"--json {self.path}: write failed ({error.strerror})") from error
+
+    def write_summary(self, summary: dict) -> None:
+        """The last line; its presence marks a complete file."""
+        try:
+            self._file.write(json.dumps({"summary": summary}, separators=(",", ":")) + "\n")
             self._file.flush()
         except OSError as error:
             raise OutputError(f"--json {self.path}: write failed ({error.strerror})") from error
@@ -188,13 +182,15 @@ class PacedRecorder:
     MEASURE_FRAMES = 12
     MEASURE_S = 2.0
 
-    def __init__(self, path: Path, size_wh: tuple[int, int], fps: float | None = None):
+    def __init__(self, path: Path, size_wh: tuple[int, int], fps: float | None = None,
+                 codec: str = "h264"):
         self.path = Path(path)
-        check_output_path(self.path, "--output", tuple(FOURCC_BY_SUFFIX))
+        check_output_path(self.path, "--output", CONTAINER_SUFFIXES)
         self.size_wh = size_wh
+        self.codec = codec
         self._fps = fps
         self._held: list[tuple[float, np.ndarray]] = []
-        self._sink: VideoFileSink | None = None
+        self._sink: MediaWriter | None = None
         self._started_at: float | None = None
         self._last: np.ndarray | None = None
 
@@ -219,14 +215,15 @@ class PacedRecorder:
         if self._fps is None:
             span = held[-1][0] - held[0][0]
             self._fps = (len(held) - 1) / span if len(held) > 1 and span > 0 else FALLBACK_FPS
-        self._sink = VideoFileSink(self.path, self.size_wh, self._fps)
+        self._sink = MediaWriter(self.path, self.size_wh,
+                                 Fraction(self._fps).limit_denominator(1000), self.codec)
         self._started_at = held[0][0]
         for at_s, bgr in held:
             self._write_until(at_s, bgr)
 
     def _write_until(self, at_s: float, bgr: np.ndarray) -> None:
         assert self._sink is not None and self._started_at is not None
-        due = int((at_s - self._started_at) * self._sink.fps) + 1
+        due = int((at_s - self._started_at) * float(self._sink.rate)) + 1
         if self._sink.frames_written == 0:
             due = max(due, 1)
         while self._sink.frames_written < due:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from livesegment.errors import SourceError
+from livesegment.media import DecodedFrame, MediaReader
 from livesegment.structures import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ class SourceRequest:
     realtime: bool = False
     camera_size_wh: tuple[int, int] | None = None
     camera_fps: float | None = None
+    start_s: float = 0.0
+    end_s: float | None = None
+    stride: int = 1
 
     @property
     def is_live(self) -> bool:
@@ -56,10 +60,12 @@ class SourceRequest:
 
 def parse_source(text: str, *, realtime: bool = False,
                  camera_size_wh: tuple[int, int] | None = None,
-                 camera_fps: float | None = None) -> SourceRequest:
+                 camera_fps: float | None = None, start_s: float = 0.0,
+                 end_s: float | None = None, stride: int = 1) -> SourceRequest:
     """Classify ``text``: a bare integer is a camera index, a URL a stream, else a path."""
     text = text.strip()
-    extra = {"realtime": realtime, "camera_size_wh": camera_size_wh, "camera_fps": camera_fps}
+    extra = {"realtime": realtime, "camera_size_wh": camera_size_wh, "camera_fps": camera_fps,
+             "start_s": start_s, "end_s": end_s, "stride": stride}
     if re.fullmatch(r"\d{1,3}", text):
         return SourceRequest("camera", int(text), **extra)
     if text.lower().startswith(STREAM_SCHEMES):
@@ -78,16 +84,38 @@ class VideoSource:
     """
 
     def __init__(self, request: SourceRequest, info: VideoInfo,
-                 capture: cv2.VideoCapture | None, first_bgr: np.ndarray):
+                 capture: cv2.VideoCapture | None, first_bgr: np.ndarray,
+                 media: MediaReader | None = None, first: DecodedFrame | None = None):
         self.request = request
         self.info = info
         self.capture = capture
+        self.media = media
         self._pending: np.ndarray | None = first_bgr
+        self._pending_decoded = first
         self._index = 0
         self._started = time.monotonic()
 
+    @property
+    def undecodable(self) -> int:
+        return self.media.undecodable if self.media is not None else 0
+
+    @property
+    def decoded(self) -> int:
+        return self.media.decoded if self.media is not None else self._index
+
     def read(self) -> tuple[int, float, np.ndarray] | None:
-        """Next (index, time_s, bgr); bgr is (H, W, 3) uint8 BGR at source resolution."""
+        """Next (index, time_s, bgr); bgr is (H, W, 3) uint8 BGR at source resolution.
+
+        For files, ``index`` is the frame's position in the source and ``time_s`` comes from
+        the stream's timestamps (variable frame rates keep their timing).
+        """
+        if self.media is not None:
+            decoded, self._pending_decoded = self._pending_decoded, None
+            decoded = decoded or self.media.read()
+            if decoded is None:
+                return None
+            self._index += 1
+            return decoded.index, decoded.time_s, decoded.bgr
         if self._pending is not None:
             bgr, self._pending = self._pending, None
         elif self.capture is None:
@@ -121,6 +149,8 @@ class VideoSource:
         if self.capture is not None:
             self.capture.release()
             self.capture = None
+        if self.media is not None:
+            self.media.close()
 
 
 def _as_bgr(frame: np.ndarray) -> np.ndarray:
@@ -240,6 +270,8 @@ def open_source(request: SourceRequest | str) -> VideoSource:
         info = VideoInfo(name=Path(str(request.target)).name, size_wh=(width, height), fps=0.0,
                          frame_count=1, is_live=False)
         return VideoSource(request, info, None, image)
+    if request.kind == "file":
+        return _open_file(request)
     capture, first = _open_capture(request)
     height, width = first.shape[:2]
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -253,3 +285,27 @@ def open_source(request: SourceRequest | str) -> VideoSource:
     log.info("opened %s: %dx%d, %.3f fps, %s frames", info.name, width, height, info.fps,
              info.frame_count)
     return VideoSource(request, info, capture, first)
+
+
+def _open_file(request: SourceRequest) -> VideoSource:
+    media = MediaReader(Path(str(request.target)), request.start_s, request.end_s,
+                        request.stride)
+    first = media.read()
+    if first is None:
+        media.close()
+        where = f" after {request.start_s:g} s" if request.start_s else ""
+        raise SourceError(f"{request.target}: no frame could be decoded{where} "
+                          "(corrupt, truncated or not a video)")
+    height, width = first.bgr.shape[:2]
+    info = VideoInfo(
+        name=Path(str(request.target)).name,
+        size_wh=(width, height),
+        fps=float(media.rate) if media.rate else 0.0,
+        frame_count=media.claimed_frames,
+        is_live=request.is_live,
+        rate=media.rate,
+        has_audio=media.has_audio,
+    )
+    log.info("opened %s: %dx%d, %s fps, %s frames claimed, audio: %s", info.name, width,
+             height, media.rate, info.frame_count, info.has_audio)
+    return VideoSource(request, info, None, None, media=media, first=first)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -137,8 +138,10 @@ class VideoInfo:
     Attributes:
         size_wh: source frame size (width, height).
         fps: frames per second as a float (23.976 stays 23.976); 0.0 when unknown.
-        frame_count: frames the container claims, or None when unknown or implausible.
+        frame_count: frames the container claims (it may lie), or None when unknown.
         is_live: camera or stream (newest frame wins) vs file (every frame).
+        rate: the exact frame rate as a fraction (30000/1001), when the container says.
+        has_audio: the file has an audio stream.
     """
 
     name: str
@@ -146,6 +149,8 @@ class VideoInfo:
     fps: float
     frame_count: int | None
     is_live: bool
+    rate: Fraction | None = None
+    has_audio: bool = False
 
 
 @dataclass(slots=True)
@@ -160,6 +165,9 @@ class RunSummary:
     final_threshold: float | None = None
     latencies_ms: list[float] = field(default_factory=list)
     failure: str | None = None
+    frames_undecodable: int = 0
+    frames_claimed: int | None = None
+    frames_decoded: int = 0
     detections_per_class: Counter = field(default_factory=Counter)
     elapsed_s: float = 0.0
     files_written: list[Path] = field(default_factory=list)
@@ -175,6 +183,18 @@ class RunSummary:
             self.frames_empty += 1
         self.detections_per_class.update(result.detections.class_names.tolist())
 
+    def to_json(self) -> dict:
+        return {
+            "frames_processed": self.frames_processed,
+            "frames_empty": self.frames_empty,
+            "frames_dropped": self.frames_dropped,
+            "frames_undecodable": self.frames_undecodable,
+            "detections_per_class": dict(sorted(self.detections_per_class.items())),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "stopped_early": self.stopped_early,
+            "failure": self.failure,
+        }
+
     def format(self) -> str:
         per_class = ", ".join(f"{name} {count}"
                               for name, count in sorted(self.detections_per_class.items()))
@@ -185,6 +205,12 @@ class RunSummary:
             f"frames with no detection: {self.frames_empty}",
             f"mean FPS: {self.mean_fps:.2f}",
         ]
+        if self.frames_undecodable:
+            lines.append(f"{self.frames_undecodable} frames could not be decoded")
+        if self.frames_claimed and self.frames_decoded and not self.stopped_early \
+                and self.frames_claimed > self.frames_decoded * 1.05 + 1:
+            lines.append(f"the file claims {self.frames_claimed} frames; "
+                         f"{self.frames_decoded} decoded")
         if self.final_threshold is not None:
             lines.append(f"threshold at the end: {self.final_threshold:.2f}")
         if self.reconnect_attempts:

@@ -47,7 +47,8 @@ def test_run_writes_video_and_jsonl_matching_the_input(tmp_path, video_factory, 
     assert video.get(cv2.CAP_PROP_FPS) == pytest.approx(23.976, abs=0.01)
     video.release()
 
-    lines = [json.loads(line) for line in dets.read_text().splitlines()]
+    *lines, last = [json.loads(line) for line in dets.read_text().splitlines()]
+    assert last["summary"]["frames_processed"] == 15, "a summary line marks a complete file"
     assert [line["frame"] for line in lines] == list(range(15))
     assert lines[1]["time_s"] == pytest.approx(1 / 23.976, abs=1e-4)
     total = 0
@@ -126,7 +127,7 @@ def test_unknown_class_is_a_usage_error_with_suggestions(video_factory, tiny_mod
 
 @pytest.mark.parametrize(("args", "needle"), [
     (["run", "missing.avi"], "missing.avi: no such file"),
-    (["run", "{text}"], "OpenCV cannot open this file as video"),
+    (["run", "{text}"], "not a readable video (Invalid data"),
     (["run", "{video}", "--output", "/nonexistent-dir/out.mp4"], "does not exist"),
     (["run", "{video}", "--json", "{tmp}"], "is a folder"),
     (["run", "{video}", "--model", "no-such-model"], "unknown model 'no-such-model'"),
