@@ -231,3 +231,59 @@ def test_tiny_disk_keeps_what_was_written_playable(tmp_path, tiny_model):
         assert frames > 10
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_variable_frame_rate_keeps_its_timing(tmp_path, tiny_model):
+    source = tmp_path / "vfr.mp4"
+    times = [0.0, 0.1, 0.15, 0.5, 0.55, 1.2, 1.25, 1.3]
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("mpeg4", rate=20)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for index, time_s in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), index * 20, np.uint8),
+                                               format="bgr24")
+            frame.pts, frame.time_base = round(time_s * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    result, out, dets = _run(source, tmp_path, tiny_model)
+    assert result.returncode == 0, result.stderr
+    assert [line["time_s"] for line in _jsonl(dets)[:-1]] == pytest.approx(times, abs=0.002)
+    with av.open(str(out)) as container:
+        written = [float(frame.time) for frame in container.decode(video=0)]
+    assert written == pytest.approx(times, abs=0.002)
+
+
+def test_odd_size_is_padded_to_even(tmp_path, tiny_model):
+    source = tmp_path / "odd.mov"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("png", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 161, 121, "rgb24"
+        for index in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((121, 161, 3), 40 * index, np.uint8),
+                                               format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 10)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    result, out, dets = _run(source, tmp_path, tiny_model)
+    assert _jsonl(dets)[0]["width"] == 161, "detections stay in source pixels"
+    assert result.returncode == 0, result.stderr
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (162, 122)
+        assert stream.codec_context.pix_fmt == "yuv420p"
+
+
+def test_unavailable_codec_is_a_usage_error(tmp_path, tiny_model, video_factory):
+    result, out, _ = _run(video_factory(5), tmp_path, tiny_model, "--codec", "nosuchcodec")
+    assert result.returncode == 2
+    assert "--codec nosuchcodec" in result.stderr and "available: h264" in result.stderr
+    assert not out.exists()
+    result, out, _ = _run(video_factory(5), tmp_path, tiny_model, "--codec", "mjpeg",
+                          name="m.mkv")
+    assert result.returncode == 0, result.stderr
+    assert probe(out)[0] == "mjpeg"
