@@ -113,7 +113,7 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
 @click.option("--class-names", default=None, metavar="A,B",
               help="Class names for a custom .h5 without a card (background excluded).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
-              help="Write the annotated video here (.mp4 or .avi).")
+              help="Write the annotated video here (.mp4, .mov, .mkv or .avi).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write detections as JSON Lines here.")
 @click.option("--display/--no-display", default=None,
