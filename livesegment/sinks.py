@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import socket
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -132,20 +134,50 @@ def _point_qt_at_system_fonts() -> None:
             return
 
 
+def _x_server_reachable(display: str, timeout_s: float = 1.0) -> bool:
+    # Qt aborts the whole process when it cannot reach the X server, so look first.
+    match = re.fullmatch(r"(?P<host>[^:]*):(?P<number>\d+)(\.\d+)?", display)
+    if not match:
+        return False
+    host, number = match["host"], int(match["number"])
+    try:
+        if host in ("", "unix"):
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(timeout_s)
+                sock.connect(f"/tmp/.X11-unix/X{number}")
+        else:
+            with socket.create_connection((host, 6000 + number), timeout=timeout_s):
+                pass
+    except OSError:
+        return False
+    return True
+
+
+def display_problem() -> str | None:
+    """Why no HighGUI window can be opened here, or None when one can."""
+    if not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    display = os.environ.get("DISPLAY")
+    if not display:
+        return "no display available (DISPLAY is not set)"
+    if not _x_server_reachable(display):
+        return f"no display available (cannot reach the X server at DISPLAY={display})"
+    return None
+
+
 def display_available() -> bool:
     """Whether a HighGUI window can be opened here."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+    return display_problem() is None
 
 
 class WindowSink:
     """A HighGUI window; ``show`` returns False when the user asked to quit (q or Esc)."""
 
     def __init__(self, title: str = "livesegment"):
-        if not display_available():
-            raise DisplayError("no display available (DISPLAY is not set); "
-                               "run with --no-display")
+        if (problem := display_problem()) is not None:
+            raise DisplayError(f"{problem}; run with --no-display")
         self.title = title
         _point_qt_at_system_fonts()
         try:

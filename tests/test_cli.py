@@ -150,9 +150,13 @@ def test_threshold_out_of_range_is_usage_error(video_factory):
     assert "1.5 is not in the range" in result.output
 
 
-def test_display_without_a_screen_fails_fast(video_factory, tiny_model, monkeypatch):
-    monkeypatch.delenv("DISPLAY", raising=False)
+@pytest.mark.parametrize("display", [None, ":1999"])
+def test_display_without_a_screen_fails_fast(video_factory, tiny_model, monkeypatch, display):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if display is None:
+        monkeypatch.delenv("DISPLAY", raising=False)
+    else:  # set but unreachable: Qt would abort the process, so we must refuse first
+        monkeypatch.setenv("DISPLAY", display)
     result = CliRunner().invoke(main, ["run", str(video_factory(3)), "--display",
                                        "--model", str(tiny_model.with_suffix(".h5"))])
     assert result.exit_code == 1

@@ -1,0 +1,101 @@
+"""The bundled shapes model, through the paths a user takes: it finds shapes, says why a frame
+is empty, and depends on being fed RGB."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+from conftest import SAMPLE_VIDEO, needs_bundled_model, run_cli
+
+from livesegment import shapes
+from livesegment.capture import to_model_rgb
+from livesegment.evaluate import FrameRecord, Instance, evaluate, load_jsonl_frames
+from livesegment.filters import select
+from livesegment.models import read_weights_file, resolve_model
+from livesegment.sinks import encode_mask
+
+
+def test_default_run_finds_shapes_and_explains_empty_frames(tmp_path):
+    needs_bundled_model()
+    out, dets = tmp_path / "sample.mp4", tmp_path / "sample.jsonl"
+    result = run_cli("run", str(SAMPLE_VIDEO), "--no-display", "--output", str(out),
+                     "--json", str(dets))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    truth = {record.frame: record for record in
+             load_jsonl_frames(SAMPLE_VIDEO.with_suffix(".truth.jsonl"))}
+    lines = [json.loads(line) for line in dets.read_text().splitlines()][:-1]
+    assert len(lines) == len(truth) == 90
+    with_shapes = [line for line in lines if truth[line["frame"]].instances]
+    empty = [line for line in lines if not truth[line["frame"]].instances]
+    assert empty, "the sample has empty frames"
+    found = sum(bool(line["detections"]) for line in with_shapes) / len(with_shapes)
+    assert found >= 0.9, f"shapes found in only {found:.0%} of the frames that have them"
+
+    video = cv2.VideoCapture(str(out))
+    pictures = []
+    while (ok_frame := video.read())[0]:
+        pictures.append(ok_frame[1])
+    video.release()
+    assert len(pictures) == 90
+    for line in empty:
+        if line["detections"]:
+            continue
+        strip = pictures[line["frame"]][-4:].astype(int)
+        red = (strip[..., 2] > 120) & (strip[..., 0] < 80) & (strip[..., 1] < 80)
+        assert red.mean() > 0.5, f"frame {line['frame']} has no no-detection banner"
+
+
+def _scores(segmenter, spec, scenes, channel_order: str):
+    detection_frames, truth_frames = [], []
+    for index, scene in enumerate(scenes):
+        bgr = cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR)
+        rgb = to_model_rgb(bgr, spec.input_size)
+        model_input = rgb if channel_order == "rgb" else np.ascontiguousarray(rgb[..., ::-1])
+        candidates = segmenter(model_input, scene.rgb.shape[:2])
+        selection = select(candidates, spec.default_threshold)
+        from livesegment.segmenter import unmold
+
+        kept = unmold(candidates, selection.keep)
+        detection_frames.append(FrameRecord(index, scene.rgb.shape[:2], tuple(
+            Instance(str(name), _rle(mask), float(score))
+            for name, mask, score in zip(kept.class_names, kept.masks, kept.scores,
+                                         strict=True))))
+        truth_frames.append(FrameRecord(index, scene.rgb.shape[:2], tuple(
+            Instance(obj.class_name, _rle(obj.mask)) for obj in scene.objects)))
+    return evaluate(detection_frames, truth_frames)
+
+
+def _rle(mask):
+    encoded = encode_mask(mask)
+    return {"size": encoded["size"], "counts": encoded["counts"].encode()}
+
+
+def test_swapped_channels_score_measurably_worse():
+    card = needs_bundled_model()
+    from livesegment.segmenter import Segmenter
+
+    spec = resolve_model(str(card))
+    segmenter = Segmenter(spec)
+    scenes = [scene for scene in shapes.simulate_video(424242, 30, (480, 640), 15.0)
+              if scene.objects]
+    rgb_report = _scores(segmenter, spec, scenes, "rgb")
+    bgr_report = _scores(segmenter, spec, scenes, "bgr")
+    rgb_quality = rgb_report.recall + rgb_report.precision
+    bgr_quality = bgr_report.recall + bgr_report.precision
+    assert rgb_quality - bgr_quality > 0.05, (rgb_report.format(), bgr_report.format())
+
+
+def test_bundled_weights_are_small_and_match_the_card():
+    card = needs_bundled_model()
+    spec = resolve_model("shapes")
+    assert spec.weights.stat().st_size <= 20 * 1024 * 1024
+    weights = read_weights_file(spec.weights)
+    assert weights.backbone == "tinynet" and weights.num_classes == 4
+    recorded = json.loads(card.read_text())
+    assert recorded["sha256"]
+    from livesegment.models import sha256_of
+
+    assert sha256_of(spec.weights) == recorded["sha256"]
