@@ -10,7 +10,9 @@ fragmented MP4.
 from __future__ import annotations
 
 import errno
+import heapq
 import logging
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -32,10 +34,15 @@ CODECS = {
     "vp9": ("libvpx-vp9",),
 }
 CONTAINER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
-# A fragment per frame (frag_duration of 1 µs) and a flush per packet, so a killed process leaves
-# a file that plays up to the last frame written.
-FRAGMENTED_MP4 = {"movflags": "empty_moov+default_base_moof", "frag_duration": "1",
+# A fragment per keyframe (one a second, see KEYFRAME_INTERVAL_S) and a flush per packet: a
+# killed process leaves a file that plays up to its last complete fragment. Shorter fragments
+# (one per frame) make FFmpeg guess sample durations and garble timestamps.
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof",
                   "flush_packets": "1"}
+KEYFRAME_INTERVAL_S = 1.0
+AAC_PRIMING_SAMPLES = 1024
+# Frames held back to put out-of-order timestamps right (see _decoded_in_time_order).
+REORDER_DEPTH = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +107,15 @@ class MediaReader:
             except av.error.FFmpegError:
                 log.info("%s: cannot seek; decoding from the start", self.path)
 
-    def _decode(self) -> Iterator[DecodedFrame]:
-        self._seek()
-        kept = 0
+    def _decoded_in_time_order(self) -> Iterator[tuple[float, av.VideoFrame]]:
+        """Decoded frames, each with its presentation time.
+
+        Decoders output frames in display order, but AVI files with packed B-frames attach
+        the timestamps out of order (…, 42, 44, 43, …). The set of timestamps is right, so each
+        frame takes the smallest of a few pending ones.
+        """
+        pending_frames: deque[av.VideoFrame] = deque()
+        pending_times: list[float] = []
         previous_time = -1.0
         for packet in self.container.demux(self.stream):
             try:
@@ -112,19 +125,33 @@ class MediaReader:
                 continue
             for frame in frames:
                 self.decoded += 1
-                time_s = float(frame.time) if frame.time is not None else \
-                    max(previous_time, 0.0) + (1 / float(self.rate) if self.rate else 0.0)
+                if frame.time is not None:
+                    time_s = float(frame.time)
+                else:  # no timestamp at all: one frame period after the previous one
+                    step = 1 / float(self.rate) if self.rate else 0.0
+                    time_s = max([previous_time, *pending_times]) + step
                 previous_time = time_s
-                if time_s < self.start_s - 1e-6:
-                    continue
-                if self.end_s is not None and time_s >= self.end_s - 1e-6:
-                    return
-                position = kept
-                kept += 1
-                if position % self.stride:
-                    continue
-                index = round(time_s * float(self.rate)) if self.rate else position
-                yield DecodedFrame(index, time_s, frame.to_ndarray(format="bgr24"))
+                heapq.heappush(pending_times, time_s)
+                pending_frames.append(frame)
+                if len(pending_frames) > REORDER_DEPTH:
+                    yield heapq.heappop(pending_times), pending_frames.popleft()
+        while pending_frames:
+            yield heapq.heappop(pending_times), pending_frames.popleft()
+
+    def _decode(self) -> Iterator[DecodedFrame]:
+        self._seek()
+        kept = 0
+        for time_s, frame in self._decoded_in_time_order():
+            if time_s < self.start_s - 1e-6:
+                continue
+            if self.end_s is not None and time_s >= self.end_s - 1e-6:
+                return
+            position = kept
+            kept += 1
+            if position % self.stride:
+                continue
+            index = round(time_s * float(self.rate)) if self.rate else position
+            yield DecodedFrame(index, time_s, frame.to_ndarray(format="bgr24"))
 
     def read(self) -> DecodedFrame | None:
         try:
@@ -197,6 +224,7 @@ class MediaWriter:
             else rate
         encoder = pick_encoder(codec)
         options = FRAGMENTED_MP4 if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else {}
+        self._options = dict(options)
         try:
             self.container = av.open(str(self.path), "w", options=dict(options))
         except (av.error.FFmpegError, OSError) as error:
@@ -207,6 +235,8 @@ class MediaWriter:
                                                     options=_encoder_options(encoder))
             self.stream.width, self.stream.height = even_size(size_wh)
             self.stream.pix_fmt = "yuvj420p" if encoder == "mjpeg" else "yuv420p"
+            self.stream.codec_context.gop_size = max(1, round(float(self.rate)
+                                                              * KEYFRAME_INTERVAL_S))
             self.time_base = Fraction(1, self.rate.numerator) \
                 if self.rate.numerator <= 1_000_000 else Fraction(1, 90000)
             self.stream.time_base = self.time_base
@@ -215,17 +245,56 @@ class MediaWriter:
             self.container.close()
             raise OutputError(f"--output {self.path}: {encoder} cannot be used here "
                               f"({_reason(error)}); try --codec mpeg4") from error
-        self.audio = _AudioCopy(audio_from, self.container, audio_start_s, audio_end_s) \
-            if audio_from is not None else None
+        self.audio = None
+        if audio_from is not None:
+            self.audio = self._add_audio(audio_from, audio_start_s, audio_end_s, size_wh)
+        else:
+            self._start()
         self.frames_written = 0
         self._packets_muxed = 0
+        self._frames_durable = 0
         self._last_pts = -1
+        self._origin_s: float | None = None
         self._closed = False
+
+    def _start(self) -> None:
+        try:
+            self.container.start_encoding()
+        except (av.error.FFmpegError, OSError, ValueError) as error:
+            self.container.close()
+            raise OutputError(f"--output {self.path}: cannot write this file "
+                              f"({_reason(error)})") from error
+
+    def _add_audio(self, source: Path, start_s: float, end_s: float | None,
+                   size_wh: tuple[int, int]) -> _AudioTrack:
+        """Copy the source's audio unchanged when the container takes it, else as AAC."""
+        track = _AudioTrack(source, self.container, start_s, end_s, transcode=False)
+        try:
+            self.container.start_encoding()
+            return track
+        except (av.error.FFmpegError, OSError, ValueError) as error:
+            log.info("%s: audio cannot be copied into %s (%s); encoding it as AAC",
+                     source, self.path.suffix, _reason(error))
+            track.close()
+        # A container whose header failed cannot take more streams: start again.
+        self.container.close()
+        self.container = av.open(str(self.path), "w", options=dict(self._options))
+        video = self.container.add_stream(self.stream.codec_context.name, rate=self.rate,
+                                          options=_encoder_options(self.stream.codec_context.name))
+        video.width, video.height = even_size(size_wh)
+        video.pix_fmt = self.stream.pix_fmt
+        video.codec_context.gop_size = self.stream.codec_context.gop_size
+        video.time_base = video.codec_context.time_base = self.time_base
+        self.stream = video
+        track = _AudioTrack(source, self.container, start_s, end_s, transcode=True)
+        self._start()
+        return track
 
     @property
     def frames_durable(self) -> int:
-        """Frames certainly in the file now (the newest fragment waits for the next frame)."""
-        return max(0, self._packets_muxed - 1)
+        """Frames certainly in the file now: those before the latest keyframe, whose arrival
+        closed and flushed their fragment (all of them once the file is closed)."""
+        return self._frames_durable
 
     def write(self, bgr: np.ndarray, time_s: float | None = None) -> None:
         """Append one (H, W, 3) uint8 BGR frame of ``size_wh``, shown at ``time_s``.
@@ -241,10 +310,16 @@ class MediaWriter:
             canvas[: bgr.shape[0], : bgr.shape[1]] = bgr
             bgr = canvas
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
+        if self._origin_s is None:
+            # A fragmented MP4 cannot say "starts at 0.04 s" (no edit list): FFmpeg would
+            # stretch the first frame. Start the file at its first frame, audio included.
+            self._origin_s = time_s or 0.0
+            if self.audio is not None:
+                self.audio.start_s += self._origin_s
         if time_s is None:
             pts = self._last_pts + round(1 / (self.rate * self.time_base))
         else:
-            pts = max(round(time_s / self.time_base), self._last_pts + 1)
+            pts = max(round((time_s - self._origin_s) / self.time_base), self._last_pts + 1)
         frame.pts, frame.time_base = pts, self.time_base
         self._last_pts = pts
         self._mux(self.stream.encode(frame))
@@ -254,6 +329,8 @@ class MediaWriter:
 
     def _mux(self, packets) -> None:
         for packet in packets:
+            if packet.is_keyframe:
+                self._frames_durable = self._packets_muxed
             self._guard(lambda packet=packet: self.container.mux(packet))
             self._packets_muxed += 1
 
@@ -275,9 +352,8 @@ class MediaWriter:
         try:
             self._mux(self.stream.encode(None))
             if self.audio is not None:
-                self.audio.mux_until(None)
-        except OutputError:
-            raise
+                self._guard(lambda: self.audio.mux_until(None))
+            self._frames_durable = self._packets_muxed
         finally:
             if self.audio is not None:
                 self.audio.close()
@@ -295,14 +371,29 @@ def _encoder_options(encoder: str) -> dict[str, str]:
     return {}
 
 
-class _AudioCopy:
-    """Copies a source's audio packets unchanged, interleaved with the video by time."""
+class _AudioTrack:
+    """The source's audio, interleaved with the video by time: packets copied unchanged, or
+    decoded and encoded as AAC when the output container cannot hold the source's codec."""
 
-    def __init__(self, source: Path, output, start_s: float, end_s: float | None):
+    def __init__(self, source: Path, output, start_s: float, end_s: float | None,
+                 transcode: bool):
         self.input = av.open(str(source))
         self.in_stream = self.input.streams.audio[0]
-        self.out_stream = output.add_stream_from_template(self.in_stream)
         self.output = output
+        self.transcode = transcode
+        if transcode:
+            rate = self.in_stream.codec_context.sample_rate or 48000
+            self.out_stream = output.add_stream("aac", rate=rate)
+            self.out_stream.layout = "stereo" if (self.in_stream.codec_context.channels or 2) > 1 \
+                else "mono"
+            self._resampler = av.AudioResampler(format="fltp", layout=self.out_stream.layout,
+                                                rate=rate)
+            # The AAC encoder emits AAC_PRIMING_SAMPLES of priming first; starting our samples
+            # after them keeps every timestamp non-negative, so FFmpeg does not shift the whole
+            # file (which would stretch the first video frame). Audio lags by 21 ms at 48 kHz.
+            self._next_sample = AAC_PRIMING_SAMPLES
+        else:
+            self.out_stream = output.add_stream_from_template(self.in_stream)
         self.start_s, self.end_s = start_s, end_s
         if start_s > 0:
             self.input.seek(int(start_s / self.in_stream.time_base), stream=self.in_stream,
@@ -312,12 +403,12 @@ class _AudioCopy:
         self.finished = False
 
     def mux_until(self, until_s: Fraction | float | None) -> None:
-        """Mux packets that start before ``until_s`` (None: all the rest)."""
+        """Mux audio that starts before output time ``until_s`` (None: all the rest)."""
         while not self.finished:
             packet = self._pending or next(self._packets, None)
             self._pending = None
             if packet is None:
-                self.finished = True
+                self._finish()
                 return
             if packet.pts is None or packet.dts is None:
                 continue
@@ -325,16 +416,43 @@ class _AudioCopy:
             if time_s < self.start_s - 1e-6:
                 continue
             if self.end_s is not None and time_s >= self.end_s:
-                self.finished = True
+                self._finish()
                 return
             if until_s is not None and time_s - self.start_s > float(until_s):
                 self._pending = packet
                 return
-            offset = round(self.start_s / packet.time_base)
-            packet.pts -= offset
-            packet.dts -= offset
-            packet.stream = self.out_stream
+            if self.transcode:
+                self._encode(packet)
+            else:
+                offset = round(self.start_s / packet.time_base)
+                packet.pts -= offset
+                packet.dts -= offset
+                packet.stream = self.out_stream
+                self.output.mux(packet)
+
+    def _encode(self, packet) -> None:
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            return  # a damaged audio packet is skipped, like a damaged video one
+        for frame in frames:
+            for resampled in self._resampler.resample(frame):
+                self._mux_frame(resampled)
+
+    def _mux_frame(self, frame) -> None:
+        if frame is not None:
+            frame.pts = self._next_sample
+            frame.time_base = Fraction(1, frame.sample_rate)
+            self._next_sample += frame.samples
+        for packet in self.out_stream.encode(frame):
             self.output.mux(packet)
+
+    def _finish(self) -> None:
+        self.finished = True
+        if self.transcode:
+            for resampled in self._resampler.resample(None):
+                self._mux_frame(resampled)
+            self._mux_frame(None)
 
     def close(self) -> None:
         self.input.close()

@@ -287,3 +287,20 @@ def test_unavailable_codec_is_a_usage_error(tmp_path, tiny_model, video_factory)
                           name="m.mkv")
     assert result.returncode == 0, result.stderr
     assert probe(out)[0] == "mjpeg"
+
+
+def test_real_footage_with_ac3_audio_and_reordered_timestamps(tmp_path, tiny_model):
+    """Megamind.avi: XVID with packed B-frames (timestamps arrive out of order) and AC-3
+    audio that MP4 cannot take from AVI as is (so it is encoded as AAC)."""
+    source = needs_shared_data("Megamind.avi")
+    result, out, dets = _run(source, tmp_path, tiny_model, "--end", "3")
+    assert result.returncode == 0, result.stderr
+    codec, frames, rate, duration, audio = probe(out)
+    assert codec == "h264" and frames == 71
+    assert float(rate) == pytest.approx(23.976, abs=0.001)
+    assert audio == pytest.approx(duration, abs=0.1)
+    times = [line["time_s"] for line in _jsonl(dets)[:-1]]
+    assert np.all(np.diff(times) > 0.04), "source timestamps put back in order"
+    with av.open(str(out)) as container:
+        written = [float(frame.time) for frame in container.decode(video=0)]
+    assert np.diff(written) == pytest.approx(1 / 23.976, abs=0.002)
