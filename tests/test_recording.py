@@ -13,7 +13,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from conftest import ROOT, needs_shared_data, run_cli, write_video
+from conftest import ROOT, invoke_cli, needs_shared_data, run_cli, write_video
 
 
 def make_av_source(path, seconds: float = 3.0, rate=Fraction(15), size_wh=(320, 240),
@@ -78,7 +78,7 @@ def probe(path):
 
 def _run(source, tmp_path, tiny_model, *extra, name="out.mp4"):
     out, dets = tmp_path / name, tmp_path / (name + ".jsonl")
-    result = run_cli("run", str(source), "--model", str(tiny_model.with_suffix(".h5")),
+    result = invoke_cli("run", str(source), "--model", str(tiny_model.with_suffix(".h5")),
                      "--no-display", "--output", str(out), "--json", str(dets), *extra)
     return result, out, dets
 
