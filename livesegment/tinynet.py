@@ -21,7 +21,16 @@ STAGE_CHANNELS = (16, 32, 48, 64, 96)
 
 
 def backbone(input_image, stage5: bool = True, train_bn: bool | None = False):
-    """Five stride-2 stages of two 3x3 convolutions with batch norm; returns [C1..C5]."""
+    """Five stride-2 stages of two 3x3 convolutions with batch norm; returns [C1..C5].
+
+    ``train_bn`` is accepted for PixelLib's signature but only ``True`` forces batch statistics:
+    otherwise the backbone's batch norm follows the Keras learning phase (batch statistics in
+    ``train_on_batch``, moving statistics in ``predict``). PixelLib uses the same flag for the
+    heads, whose batch norm must stay frozen in training (their batches are mostly zero-padded
+    ROIs, so batch statistics there never match inference), while this backbone still needs
+    batch statistics to learn from scratch.
+    """
+    training = True if train_bn else None
     x = input_image
     outputs = []
     for stage, channels in enumerate(STAGE_CHANNELS, start=1):
@@ -30,7 +39,7 @@ def backbone(input_image, stage5: bool = True, train_bn: bool | None = False):
             name = f"tiny_s{stage}_c{conv}"
             x = KL.Conv2D(channels, 3, strides=stride, padding="same", use_bias=False,
                           name=name)(x)
-            x = KL.BatchNormalization(name=f"{name}_bn")(x, training=train_bn)
+            x = KL.BatchNormalization(name=f"{name}_bn")(x, training=training)
             x = KL.Activation("relu")(x)
         outputs.append(x)
     return outputs

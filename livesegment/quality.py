@@ -1,0 +1,187 @@
+"""Measure a model on a freshly simulated shapes video, the way the live pipeline runs it.
+
+    uv run python -m livesegment.quality --card models/shapes.json \
+        --pick-on 999 --eval-seed 12345 --write
+
+Each frame goes through the same steps as a live frame (INTER_AREA resize of the long side to
+the model's input size, ``Segmenter``, ``filters.select``, ``unmold``) and is scored with
+``evaluate``. The network runs once per frame; thresholds are swept over the kept candidates,
+so trying several costs almost nothing. The threshold is picked on one video and reported on
+another, so the reported numbers are not tuned to the video they describe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from livesegment import filters, shapes
+from livesegment.capture import to_model_rgb
+from livesegment.evaluate import EvalReport, FrameRecord, Instance, evaluate
+from livesegment.models import ModelSpec, read_card, sha256_of, spec_from_card, write_card
+from livesegment.segmenter import Segmenter, unmold
+from livesegment.structures import Candidates
+
+# The conditions the shapes model is judged on (README / model card).
+VIDEO = {"n_frames": 90, "shape_hw": (480, 640), "fps": 15.0, "n_shapes": (1, 4),
+         "size_px": (40.0, 120.0), "empty_fraction": 1 / 6}
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+BAR = {"recall": 0.90, "precision": 0.90, "mean_mask_iou": 0.80, "false_per_empty_frame": 0.05}
+
+
+def _rle(mask_hw: np.ndarray) -> dict[str, object]:
+    return mask_utils.encode(np.asfortranarray(mask_hw.astype(np.uint8)))
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRun:
+    """Network output and truth for every frame of one simulated video."""
+
+    seed: int
+    candidates: tuple[Candidates, ...]
+    truth: tuple[FrameRecord, ...]
+    inference_ms: tuple[float, ...]
+
+    @property
+    def ms_per_frame(self) -> float:
+        return float(np.median(self.inference_ms))
+
+
+def run_video(segmenter: Segmenter, seed: int) -> VideoRun:
+    """Run the network over ``shapes.simulate_video(seed, **VIDEO)``."""
+    candidates, truth, times = [], [], []
+    for index, scene in enumerate(shapes.simulate_video(seed, **VIDEO)):
+        # The pipeline decodes BGR and converts while resizing; do exactly that.
+        rgb = to_model_rgb(cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR), segmenter.input_size)
+        started = time.perf_counter()
+        candidates.append(segmenter(rgb, scene.shape_hw))
+        times.append((time.perf_counter() - started) * 1000)
+        truth.append(FrameRecord(index, scene.shape_hw, tuple(
+            Instance(o.class_name, _rle(o.mask)) for o in scene.objects)))
+    # The first call builds TF's graph functions; keep it out of the timing.
+    return VideoRun(seed, tuple(candidates), tuple(truth), tuple(times[1:] or times))
+
+
+def score(run: VideoRun, threshold: float) -> EvalReport:
+    """Evaluate the run's frames at ``threshold`` after the run-time filters."""
+    frames = []
+    for record, cands in zip(run.truth, run.candidates, strict=True):
+        selection = filters.select(cands, threshold)
+        detections = unmold(cands, selection.keep)
+        frames.append(FrameRecord(record.frame, record.shape_hw, tuple(
+            Instance(str(name), _rle(mask), float(s)) for name, mask, s in
+            zip(detections.class_names, detections.masks, detections.scores, strict=True))))
+    return evaluate(frames, run.truth)
+
+
+def summary(report: EvalReport, threshold: float, run: VideoRun) -> dict[str, object]:
+    def num(value: float) -> float | None:
+        return None if math.isnan(value) else round(value, 4)
+
+    return {
+        "recall": num(report.recall),
+        "precision": num(report.precision),
+        "mean_mask_iou": num(report.mean_iou),
+        "false_per_empty_frame": num(report.false_detections_per_empty_frame),
+        "threshold": threshold,
+        "truth_objects": report.truth_objects,
+        "detections": report.detections,
+        "empty_frames": report.empty_truth_frames,
+        "frames": report.frames_evaluated,
+        "eval_seed": run.seed,
+        "ms_per_frame": round(run.ms_per_frame, 1),
+    }
+
+
+def meets_bar(metrics: dict[str, object]) -> bool:
+    def value(key: str) -> float:
+        v = metrics[key]
+        return math.nan if v is None else float(v)
+
+    return (value("recall") >= BAR["recall"] and value("precision") >= BAR["precision"]
+            and value("mean_mask_iou") >= BAR["mean_mask_iou"]
+            and value("false_per_empty_frame") <= BAR["false_per_empty_frame"])
+
+
+def pick_threshold(run: VideoRun, thresholds: Sequence[float]) -> tuple[float, list[dict]]:
+    """The threshold with the best F1 among those within the empty-frame bar (else fewest
+    false detections on empty frames); returns it and every threshold's summary."""
+    rows = [summary(score(run, t), t, run) for t in thresholds]
+
+    def key(row: dict) -> tuple[float, float]:
+        recall, precision = row["recall"] or 0.0, row["precision"] or 0.0
+        f1 = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+        within = (row["false_per_empty_frame"] or 0.0) <= BAR["false_per_empty_frame"]
+        return (1.0 if within else -(row["false_per_empty_frame"] or 0.0), f1)
+
+    best = max(rows, key=key)
+    return float(best["threshold"]), rows
+
+
+def _print_rows(title: str, rows: Sequence[dict]) -> None:
+    click.echo(title)
+    for row in rows:
+        click.echo(f"  t={row['threshold']:.2f} recall {row['recall']} precision "
+                   f"{row['precision']} iou {row['mean_mask_iou']} false/empty "
+                   f"{row['false_per_empty_frame']} ({row['detections']} det / "
+                   f"{row['truth_objects']} truth)")
+
+
+@click.command()
+@click.option("--card", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=Path("models/shapes.json"), show_default=True)
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Evaluate this weights file instead of the card's.")
+@click.option("--pick-on", type=int, default=999, show_default=True,
+              help="Seed of the video the threshold is chosen on.")
+@click.option("--eval-seed", type=int, default=12345, show_default=True,
+              help="Seed of the video the reported metrics come from.")
+@click.option("--thresholds", default=",".join(map(str, THRESHOLDS)), show_default=True)
+@click.option("--write", is_flag=True,
+              help="Store the picked threshold and the metrics in the card.")
+def main(card: Path, weights: Path | None, pick_on: int, eval_seed: int, thresholds: str,
+         write: bool) -> None:
+    """Pick the default threshold on one simulated video and report quality on another."""
+    spec: ModelSpec = spec_from_card(card)
+    if weights is not None:
+        spec = dataclasses.replace(spec, weights=weights, sha256=None)
+    own_weights = spec_from_card(card).weights.resolve()
+    if write and weights is not None and weights.resolve() != own_weights:
+        raise click.UsageError("--write needs the card's own weights; copy the file first")
+    segmenter = Segmenter(spec)
+    candidates = [float(t) for t in thresholds.split(",")]
+    threshold, rows = pick_threshold(run_video(segmenter, pick_on), candidates)
+    _print_rows(f"threshold sweep on seed {pick_on}:", rows)
+    run = run_video(segmenter, eval_seed)
+    _print_rows(f"for reference, seed {eval_seed}:",
+                [summary(score(run, t), t, run) for t in candidates])
+    metrics = {**summary(score(run, threshold), threshold, run), "threshold_picked_on_seed":
+               pick_on, "video": {k: list(v) if isinstance(v, tuple) else v
+                                  for k, v in VIDEO.items()},
+               "command": "uv run python -m livesegment.quality --card "
+                          f"{card} --pick-on {pick_on} --eval-seed {eval_seed} "
+                          f"--thresholds {thresholds} --write"}
+    metrics["meets_bar"] = meets_bar(metrics)
+    click.echo(json.dumps(metrics, indent=2))
+    if write:
+        extra = {k: v for k, v in read_card(card).items()
+                 if k not in ("name", "weights", "sha256", "class_names", "default_threshold",
+                              "architecture", "metrics")}
+        spec = dataclasses.replace(spec, default_threshold=threshold,
+                                   sha256=sha256_of(spec.weights))
+        write_card(spec, card, **extra, metrics=metrics)
+        click.echo(f"wrote {card}")
+
+
+if __name__ == "__main__":
+    main()
