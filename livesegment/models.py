@@ -240,7 +240,9 @@ def spec_from_weights(weights: WeightsFile, class_names: tuple[str, ...] | None 
     if class_names is None:
         class_names = COCO_CLASS_NAMES if n == len(COCO_CLASS_NAMES) else \
             ("BG", *(f"class_{i}" for i in range(1, n)))
-    elif len(class_names) != n:
+    elif class_names[:1] != ("BG",):
+        class_names = ("BG", *class_names)
+    if len(class_names) != n:
         raise ModelError(f"{path} has {n} classes (BG + {n - 1}) but {len(class_names)} class "
                          f"names were given (BG + {len(class_names) - 1})")
     return ModelSpec(

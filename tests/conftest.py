@@ -156,6 +156,15 @@ def needs_bundled_model() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def fresh_keras_graph():
+    """PixelLib runs Keras in TF1 graph mode, where every model built in this process stays in
+    one global graph and makes each later build and load slower; no test keeps a model."""
+    yield
+    if "tf_keras" in sys.modules:
+        sys.modules["tf_keras"].backend.clear_session()
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_threads():
     yield
     deadline = time.monotonic() + 2.0
