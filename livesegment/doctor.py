@@ -1,0 +1,561 @@
+"""Health checks: does a weights file load completely, and can this machine run livesegment?
+
+``verify_weights`` reads a file without guessing and, with ``full=True``, builds the PixelLib
+network the file describes and compares every layer (used by ``models verify``, ``models
+list``, downloads and ``doctor``). ``run_checks`` yields the ``doctor`` checks one at a time.
+TensorFlow is imported only by the checks that need it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from livesegment import tfenv
+from livesegment.errors import ModelError
+from livesegment.models import (
+    BUNDLED_DIR,
+    ModelSpec,
+    WeightsFile,
+    check_spec_matches,
+    read_card,
+    read_weights_file,
+    resolve_model,
+    sha256_of,
+    spec_from_card,
+    spec_from_weights,
+    user_models_dir,
+)
+
+SAMPLE_VIDEO = Path(__file__).resolve().parent.parent / "sample_videos" / "shapes.avi"
+CAMERA_INDICES = range(4)
+CAMERA_TIMEOUT_S = 3.0
+
+
+def describe_classes(class_names: tuple[str, ...], shown: int = 4) -> str:
+    """``"3 classes: circle, square, triangle"`` (background not counted)."""
+    names = [n for n in class_names if n != "BG"]
+    more = ", …" if len(names) > shown else ""
+    return f"{len(names)} classes: {', '.join(names[:shown])}{more}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReport:
+    """What a weights file is and whether it would load completely.
+
+    Attributes:
+        backbone, class_names, file_layers: read from the file (and card); None if unreadable.
+        model_layers: weighted layers of the architecture, when it was built (``full``).
+        sha256: "matches the card", "not recorded in the card", "no card" or "differs".
+        problem: one line naming what is wrong and the fix; None when the file is good.
+        full: whether the file was compared with the built network, not just read.
+    """
+
+    path: Path
+    card: Path | None
+    size_bytes: int | None
+    backbone: str | None = None
+    class_names: tuple[str, ...] | None = None
+    file_layers: int | None = None
+    model_layers: int | None = None
+    sha256: str = "no card"
+    problem: str | None = None
+    full: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def readable(self) -> bool:
+        return self.file_layers is not None
+
+    def format(self) -> str:
+        size = f"{self.size_bytes / 1e6:.1f} MB" if self.size_bytes is not None else "missing"
+        lines = [str(self.path)]
+        if self.readable:
+            lines.append(f"  file:   {self.backbone or 'unknown'} backbone, "
+                         f"{describe_classes(self.class_names or ())}, "
+                         f"{self.file_layers} weighted layers, {size}")
+        else:
+            lines.append(f"  file:   {size}, unreadable")
+        if self.card is None and (self.class_names or ("BG",))[1:2] == ("class_1",):
+            lines.append(f"  card:   none; class names are placeholders (give names with "
+                         f"--class-names or a card {self.path.with_suffix('.json').name})")
+        elif self.card is None:
+            lines.append("  card:   none; 81 classes, so COCO's class names are used")
+        else:
+            lines.append(f"  card:   {self.card}; sha256 {self.sha256}")
+        if self.problem is not None:
+            lines.append(f"  loads:  NO: {self.problem}")
+        elif self.full:
+            lines.append(f"  loads:  yes, completely: all {self.model_layers} weighted layers "
+                         f"of the {self.backbone} network are in the file with matching shapes")
+        else:
+            lines.append("  loads:  file and card agree (layers not compared with the network; "
+                         "use `livesegment models verify` for that)")
+        return "\n".join(lines)
+
+
+def check_architecture(spec: ModelSpec, weights: WeightsFile) -> int:
+    """Build PixelLib's network for ``spec`` and compare every layer with the file.
+
+    Returns:
+        The number of weighted layers compared.
+
+    Raises:
+        ModelError: missing or mismatched layers (from ``segmenter.check_layers``).
+    """
+    with tfenv.silenced_stderr():
+        from livesegment import segmenter
+
+    # The file path plays no part in the network, so one build serves every file of a kind.
+    keras_model = _network(dataclasses.replace(spec, weights=Path(), name="verify"))
+    segmenter.check_layers(keras_model, weights)
+    return len(segmenter.weighted_layers(keras_model))
+
+
+@functools.lru_cache(maxsize=4)
+def _network(spec: ModelSpec):
+    """PixelLib's Keras model for ``spec`` (built in seconds; kept for repeated checks).
+
+    Built in a graph of its own: PixelLib runs TensorFlow in graph mode, and variables left in
+    the default graph would be initialised (a ResNet-101 is 44M of them) by the next session
+    any model in this process opens. Only the layers' shapes are read, so no session is needed.
+    """
+    with tfenv.silenced_stderr():
+        import tensorflow as tf
+
+        from livesegment import segmenter
+
+        with tf.Graph().as_default():
+            return segmenter.build_model(spec).keras_model
+
+
+def verify_weights(path: Path, *, card: Path | None = None, full: bool = True) -> ModelReport:
+    """Read ``path`` (an ``.h5``, or a card ``.json``) and judge whether it loads completely.
+
+    A sidecar card (``my.json`` beside ``my.h5``) is honoured: its class names, architecture
+    and sha256 must agree with the file. Problems are reported in the result, never raised.
+    """
+    path = Path(path)
+    if path.suffix == ".json":
+        card = path
+        try:
+            path = spec_from_card(card).weights
+        except ModelError as error:
+            return ModelReport(path=path, card=card, size_bytes=None, problem=str(error))
+    elif card is None and path.with_suffix(".json").exists():
+        card = path.with_suffix(".json")
+    size = path.stat().st_size if path.is_file() else None
+    report = ModelReport(path=path, card=card, size_bytes=size, full=full)
+    try:
+        weights = read_weights_file(path)
+    except ModelError as error:
+        return dataclasses.replace(report, problem=str(error))
+    report = dataclasses.replace(report, backbone=weights.backbone,
+                                 class_names=_file_class_names(weights),
+                                 file_layers=sum(1 for shapes in weights.layers.values() if shapes))
+    try:
+        if card is None:
+            spec = spec_from_weights(weights)
+        else:
+            spec = dataclasses.replace(spec_from_card(card), weights=path)
+            report = dataclasses.replace(report, class_names=spec.class_names,
+                                         sha256=_sha256_verdict(spec, path))
+            check_spec_matches(spec, weights)
+            if report.sha256 == "differs":
+                raise ModelError(f"{path}: sha256 differs from the one in {card.name}; the file "
+                                 "changed since the card was written, download or copy it again")
+        if full:
+            report = dataclasses.replace(report, model_layers=check_architecture(spec, weights))
+    except ModelError as error:
+        return dataclasses.replace(report, problem=str(error))
+    return report
+
+
+def _file_class_names(weights: WeightsFile) -> tuple[str, ...] | None:
+    try:
+        return spec_from_weights(weights).class_names
+    except ModelError:
+        return None
+
+
+def _sha256_verdict(spec: ModelSpec, path: Path) -> str:
+    if not spec.sha256:
+        return "not recorded in the card"
+    return "matches the card" if sha256_of(path) == spec.sha256 else "differs"
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledModel:
+    """A model on disk: a card and the weights it names, or a bare ``.h5`` without a card."""
+
+    name: str
+    location: str
+    weights: Path
+    card: Path | None
+
+
+def installed_models() -> list[InstalledModel]:
+    """The bundled models, then every card or ``.h5`` in ``user_models_dir()``."""
+    found = []
+    for location, folder in (("bundled", BUNDLED_DIR), ("user", user_models_dir())):
+        if not folder.is_dir():
+            continue
+        claimed = set()
+        for card in sorted(folder.glob("*.json")):
+            try:
+                weights = card.parent / read_card(card).get("weights", card.stem + ".h5")
+            except ModelError:
+                weights = card.with_suffix(".h5")
+            claimed.add(weights.resolve())
+            found.append(InstalledModel(card.stem, location, weights, card))
+        found.extend(InstalledModel(h5.stem, location, h5, None)
+                     for h5 in sorted(folder.glob("*.h5")) if h5.resolve() not in claimed)
+    return found
+
+
+Status = Literal["ok", "info", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One ``doctor`` finding. ``status`` "info" is not a failure (no camera on a server);
+    ``fix`` is the remedy for a failure, or a hint for information."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+    def format(self) -> str:
+        line = f"{self.status.upper():<4}  {self.name}: {self.detail}"
+        label = "fix" if self.status == "fail" else "hint"
+        return line + (f"\n      {label}: {self.fix}" if self.fix else "")
+
+
+REQUIRED_PACKAGES = (
+    ("TensorFlow", ("tensorflow", "tensorflow-cpu", "tensorflow-macos")),
+    ("tf-keras", ("tf-keras",)),
+    ("PixelLib", ("pixellib",)),
+    ("OpenCV", ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
+                "opencv-contrib-python-headless")),
+    ("numpy", ("numpy",)),
+)
+
+
+def _version(distributions: tuple[str, ...]) -> str | None:
+    for distribution in distributions:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def check_python() -> Check:
+    version = platform.python_version()
+    if (3, 10) <= sys.version_info[:2] < (3, 14):
+        return Check("Python", "ok", f"{version} ({sys.executable})")
+    return Check("Python", "fail", f"{version} is not supported",
+                 "use Python 3.10-3.13 (uv python install 3.12)")
+
+
+def check_packages() -> list[Check]:
+    """Installed versions, read from package metadata so nothing heavy is imported."""
+    versions = {label: _version(names) for label, names in REQUIRED_PACKAGES}
+    checks = []
+    for label, version in versions.items():
+        if version is None:
+            checks.append(Check(label, "fail", "not installed", "run `uv sync` in the project"))
+        else:
+            checks.append(Check(label, "ok", version))
+    tf_version, keras_version = versions["TensorFlow"], versions["tf-keras"]
+    if tf_version and keras_version and \
+            tf_version.split(".")[:2] != keras_version.split(".")[:2]:
+        checks.append(Check("tf-keras", "fail", f"{keras_version} does not match TensorFlow "
+                            f"{tf_version} (Keras 2 must be the same minor release)",
+                            "run `uv sync` (pins both to 2.21)"))
+    if versions["PixelLib"] and versions["PixelLib"] != "0.7.1":
+        checks.append(Check("PixelLib", "fail", f"{versions['PixelLib']} installed; livesegment "
+                            "is written against 0.7.1", "run `uv sync` (pins pixellib==0.7.1)"))
+    return checks
+
+
+def check_display() -> Check:
+    from livesegment.sinks import display_available
+
+    if display_available():
+        return Check("display", "ok", "available; `run` shows a window by default")
+    return Check("display", "info", "none usable (no DISPLAY or WAYLAND_DISPLAY that works)",
+                 "windows cannot open here; use --no-display with --output/--json")
+
+
+class _QuietOpenCV:
+    """OpenCV's and FFmpeg's own log lines off the terminal while probing devices and codecs."""
+
+    def __enter__(self) -> None:
+        self._level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        # FFmpeg writes to file descriptor 2 directly, below OpenCV's logger.
+        self._stderr = tfenv.silenced_stderr()
+        self._stderr.__enter__()
+
+    def __exit__(self, *exc_info) -> None:
+        self._stderr.__exit__(*exc_info)
+        cv2.utils.logging.setLogLevel(self._level)
+
+
+def probe_camera(index: int, timeout_s: float = CAMERA_TIMEOUT_S) -> str:
+    """"delivers frames", "opens but gives no frame", "absent", or a timeout note."""
+    outcome: list[str] = []
+
+    def probe() -> None:
+        try:
+            capture = cv2.VideoCapture(index)
+            try:
+                if not capture.isOpened():
+                    outcome.append("absent")
+                else:
+                    outcome.append("delivers frames" if capture.read()[0]
+                                   else "opens but gives no frame")
+            finally:
+                capture.release()
+        except cv2.error as error:
+            outcome.append(f"OpenCV error ({error.msg.strip()})")
+
+    # A driver can block in open(); the probe thread is abandoned rather than waited for.
+    thread = threading.Thread(target=probe, name=f"livesegment-camera-probe-{index}",
+                              daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return outcome[0] if outcome else f"no answer within {timeout_s:.0f} s"
+
+
+def check_cameras(indices=CAMERA_INDICES, timeout_s: float = CAMERA_TIMEOUT_S) -> Check:
+    with _QuietOpenCV():
+        results = {index: probe_camera(index, timeout_s) for index in indices}
+    working = [str(i) for i, result in results.items() if result == "delivers frames"]
+    checked = f"{min(indices)}-{max(indices)}"
+    if working:
+        return Check("cameras", "ok", f"{', '.join(working)} deliver frames (checked {checked})")
+    others = "; ".join(f"{i}: {r}" for i, r in results.items() if r != "absent")
+    return Check("cameras", "info", f"none of {checked} delivers frames"
+                 + (f" ({others})" if others else " (no camera attached)"),
+                 "a camera is only needed for live input; pass a video file or stream URL")
+
+
+# (fourcc, suffix, what needs it). `run --output` encodes with FFmpeg through PyAV
+# (``media.MediaWriter``); OpenCV's writers are still used to render the sample videos.
+OPENCV_WRITERS = (("mp4v", ".mp4", None), ("MJPG", ".avi", "`python -m livesegment.shapes`"),
+                  ("avc1", ".mp4", None))
+PROBE_FRAMES = 5
+
+
+def _probe_frame(index: int) -> np.ndarray:
+    return np.full((48, 64, 3), index * 40, np.uint8)
+
+
+def frames_read_back(path: Path) -> int:
+    """Frames of 64x48 that OpenCV decodes from ``path``."""
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        count += frame.shape[:2] == (48, 64)
+    capture.release()
+    return count
+
+
+def frames_written_and_read(fourcc: str, suffix: str, folder: Path,
+                            n_frames: int = PROBE_FRAMES) -> int:
+    """Write ``n_frames`` 64x48 frames with OpenCV's ``fourcc`` writer; count those read back."""
+    path = folder / f"probe_{fourcc}{suffix}"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (64, 48))
+    if not writer.isOpened():
+        return 0
+    for index in range(n_frames):
+        writer.write(_probe_frame(index))
+    writer.release()
+    return frames_read_back(path)
+
+
+def check_writers() -> list[Check]:
+    from livesegment.errors import LivesegmentError
+    from livesegment.media import MediaWriter
+
+    checks = []
+    with tempfile.TemporaryDirectory(prefix="livesegment-doctor-") as folder, _QuietOpenCV():
+        name = "video encoder h264/.mp4 (PyAV, used by run --output)"
+        path = Path(folder) / "probe_h264.mp4"
+        try:
+            writer = MediaWriter(path, (64, 48), 10)
+            try:
+                for index in range(PROBE_FRAMES):
+                    writer.write(_probe_frame(index))
+            finally:
+                writer.close()
+            count = frames_read_back(path)
+            problem = None if count == PROBE_FRAMES else \
+                f"{count} of {PROBE_FRAMES} frames read back"
+        except LivesegmentError as error:
+            problem = str(error)
+        checks.append(Check(name, "ok", f"writes {PROBE_FRAMES} frames that read back")
+                      if problem is None else
+                      Check(name, "fail", problem, "pass --codec mpeg4 to run, or reinstall "
+                            "PyAV with `uv sync`"))
+        for fourcc, suffix, needed_by in OPENCV_WRITERS:
+            name = f"OpenCV writer {fourcc}/{suffix}"
+            count = frames_written_and_read(fourcc, suffix, Path(folder))
+            if count == PROBE_FRAMES:
+                checks.append(Check(name, "ok", f"writes {PROBE_FRAMES} frames that read back"))
+            elif needed_by:
+                checks.append(Check(name, "fail", f"{count} of {PROBE_FRAMES} frames read back; "
+                                    f"{needed_by} needs it", "reinstall OpenCV with `uv sync`"))
+            else:
+                checks.append(Check(name, "info", "not available in this OpenCV build",
+                                    "not needed: run --output encodes with PyAV"))
+    return checks
+
+
+def check_tensorflow() -> list[Check]:
+    with tfenv.silenced_stderr():
+        import tensorflow as tf
+        import tf_keras
+    gpus = tf.config.list_physical_devices("GPU")
+    device = Check("TensorFlow device", "ok",
+                   f"GPU: {', '.join(g.name for g in gpus)}" if gpus
+                   else "CPU (no GPU visible to TensorFlow)")
+    switch = os.environ.get("TF_USE_LEGACY_KERAS")
+    is_tf_keras = getattr(tf.keras, "Model", None) is tf_keras.Model
+    if switch == "1" and is_tf_keras:
+        keras = Check("Keras", "ok", f"TF_USE_LEGACY_KERAS=1 and tf.keras is tf-keras "
+                      f"{tf_keras.__version__}")
+    else:
+        keras = Check("Keras", "fail", f"TF_USE_LEGACY_KERAS={switch}, tf.keras is "
+                      f"{tf.keras.__name__}: PixelLib needs Keras 2 (tf-keras)",
+                      "import livesegment before TensorFlow, or export TF_USE_LEGACY_KERAS=1")
+    return [device, keras]
+
+
+def check_models() -> list[Check]:
+    from livesegment.download import partial_downloads
+
+    models = installed_models()
+    checks = []
+    if not models:
+        checks.append(Check("models", "fail", f"no model found in {BUNDLED_DIR} or "
+                            f"{user_models_dir()}", "reinstall livesegment from a checkout "
+                            "with models/, or `livesegment models download coco`"))
+    for model in models:
+        report = verify_weights(model.weights, card=model.card, full=True)
+        name = f"model {model.name} ({model.location})"
+        if report.ok:
+            checks.append(Check(name, "ok", f"{report.backbone}, "
+                                f"{describe_classes(report.class_names or ())}; loads completely "
+                                f"({report.model_layers} layers) from {model.weights}"))
+        else:
+            problem = report.problem or ""
+            detail = problem if str(model.weights) in problem else \
+                f"{model.weights}: {problem}"
+            checks.append(Check(name, "fail", f"does not load: {detail}",
+                                f"`livesegment models verify {model.weights}` for details; "
+                                "download it again or remove it"))
+    for entry, part in partial_downloads(user_models_dir()):
+        command = f"`livesegment models download {entry.name}`" if entry else "a download"
+        checks.append(Check("unfinished download", "info", f"{part} "
+                            f"({part.stat().st_size / 1e6:.1f} MB so far)",
+                            f"re-run {command} to resume it, or delete the file"))
+    return checks
+
+
+def check_smoke_run(video: Path = SAMPLE_VIDEO) -> Check:
+    """Segment one frame of the bundled sample with the default model; it must find something.
+
+    The frame is the first one its ground truth says holds objects.
+    """
+    name = "smoke run"
+    truth = video.with_suffix(".truth.jsonl")
+    if not video.exists() or not truth.exists():
+        return Check(name, "info", f"skipped: sample video {video} not found",
+                     "run from a source checkout to include sample_videos/")
+    records = (json.loads(line) for line in truth.read_text().splitlines() if line.strip())
+    first = next((r for r in records if r["objects"]), None)
+    if first is None:
+        return Check(name, "fail", f"{truth} lists no object in any frame",
+                     "regenerate the sample (see sample_videos/README.md)")
+    frame_index, expected = first["frame"], [obj["class"] for obj in first["objects"]]
+    try:
+        spec = resolve_model(None)
+    except ModelError as error:
+        return Check(name, "fail", f"default model unavailable: {error}",
+                     "restore models/ from the repository")
+    capture = cv2.VideoCapture(str(video))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, frame_index)
+    ok, bgr = capture.read()
+    capture.release()
+    if not ok:
+        return Check(name, "fail", f"OpenCV cannot decode {video}",
+                     "reinstall OpenCV with `uv sync`")
+    from livesegment.capture import to_model_rgb
+    from livesegment.filters import select
+    from livesegment.pipeline import load_segmenter
+
+    try:
+        segment, _ = load_segmenter(spec)
+    except ModelError as error:
+        return Check(name, "fail", str(error), f"`livesegment models verify {spec.weights}`")
+    started = time.monotonic()
+    with tfenv.silenced_stderr():
+        candidates = segment(to_model_rgb(bgr, spec.input_size), bgr.shape[:2])
+    elapsed_ms = (time.monotonic() - started) * 1000
+    selection = select(candidates, spec.default_threshold)
+    found = sorted(candidates.class_names[selection.keep].tolist())
+    where = f"frame {frame_index} of {video.name} (truth: {', '.join(sorted(expected))})"
+    if not found:
+        return Check(name, "fail", f"{spec.name} found nothing on {where}: "
+                     f"{selection.empty_reason}",
+                     f"the weights loaded completely, so the model itself is too weak at "
+                     f"threshold {spec.default_threshold:.2f}: retrain it (python -m "
+                     "livesegment.training) or lower default_threshold in its card")
+    return Check(name, "ok", f"{spec.name} found {', '.join(found)} on {where} in "
+                 f"{elapsed_ms:.0f} ms")
+
+
+CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
+    check_python, check_packages, check_display, check_cameras, check_writers,
+    check_tensorflow, check_models, check_smoke_run,
+)
+
+
+def run_checks(reraise: bool = False) -> Iterator[Check]:
+    """Every check in order, cheap ones first; a check that crashes is reported as failed."""
+    for check in CHECKS:
+        try:
+            result = check()
+        except Exception as error:
+            if reraise:
+                raise
+            first_line = (str(error).splitlines() or [""])[0]
+            result = Check(check.__name__.removeprefix("check_"), "fail",
+                           f"check crashed: {type(error).__name__}: {first_line}",
+                           "rerun with --debug and report it")
+        yield from result if isinstance(result, list) else [result]
