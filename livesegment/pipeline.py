@@ -179,7 +179,7 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> 
     window: WindowSink | None = None
     jsonl: JsonlSink | None = None
     recorder: _Recorder | None = None
-    summary = RunSummary()
+    summary = RunSummary(is_live=source.info.is_live)
     try:
         show = display_available() if options.display is None else options.display
         window = WindowSink() if show else None

@@ -168,6 +168,7 @@ class RunSummary:
     frames_undecodable: int = 0
     frames_claimed: int | None = None
     frames_decoded: int = 0
+    is_live: bool = False
     detections_per_class: Counter = field(default_factory=Counter)
     elapsed_s: float = 0.0
     files_written: list[Path] = field(default_factory=list)
@@ -215,7 +216,7 @@ class RunSummary:
             lines.append(f"threshold at the end: {self.final_threshold:.2f}")
         if self.reconnect_attempts:
             lines.append(f"reconnect attempts: {self.reconnect_attempts}")
-        if self.latencies_ms:
+        if self.latencies_ms and self.is_live:
             lines.append(f"latency: median {np.median(self.latencies_ms):.0f} ms, "
                          f"max {max(self.latencies_ms):.0f} ms")
         lines += [f"wrote: {path}" for path in self.files_written]
