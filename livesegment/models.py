@@ -243,8 +243,9 @@ def spec_from_weights(weights: WeightsFile, class_names: tuple[str, ...] | None 
     elif class_names[:1] != ("BG",):
         class_names = ("BG", *class_names)
     if len(class_names) != n:
-        raise ModelError(f"{path} has {n} classes (BG + {n - 1}) but {len(class_names)} class "
-                         f"names were given (BG + {len(class_names) - 1})")
+        raise ModelError(f"{path} has {n} classes (BG + {n - 1}) but {len(class_names) - 1} "
+                         "class names were given (background not counted); give "
+                         f"{n - 1} names")
     return ModelSpec(
         name=path.stem, weights=path, backbone=backbone, class_names=tuple(class_names),
         pyramid_size=weights.pyramid_size or 256, fc_layers_size=weights.fc_layers_size or 1024,

@@ -72,7 +72,7 @@ def test_coco_sized_file_gets_coco_names(tmp_path):
     spec = spec_from_weights(weights)
     assert spec.backbone == "resnet50"
     assert spec.class_names == COCO_CLASS_NAMES
-    with pytest.raises(ModelError, match=r"has 81 classes \(BG \+ 80\) but 3 class names"):
+    with pytest.raises(ModelError, match=r"has 81 classes \(BG \+ 80\) but 2 class names"):
         spec_from_weights(weights, ("BG", "a", "b"))
 
 
