@@ -46,8 +46,9 @@ class MaskDrawer:
 
 @dataclass(frozen=True, slots=True)
 class BoxDrawer:
-    """Boxes and, optionally, "class score" labels."""
+    """Boxes and/or "class score" labels at each box's top-left corner."""
 
+    boxes: bool = True
     labels: bool = True
     thickness: int = 2
 
@@ -58,24 +59,11 @@ class BoxDrawer:
                                               strict=True):
             x1, y1, x2, y2 = (round(float(v)) for v in box)
             colour = class_colour_bgr(int(class_id))
-            cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour,
-                          self.thickness)
+            if self.boxes:
+                cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour,
+                              self.thickness)
             if self.labels:
                 _label(out, f"{name} {score:.2f}", (x1, y1), colour)
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class LabelDrawer:
-    """Labels without boxes (when boxes are off but labels are on)."""
-
-    def draw(self, bgr: np.ndarray, detections: Detections) -> np.ndarray:
-        out = bgr.copy()
-        for box, class_id, name, score in zip(detections.xyxy, detections.class_ids,
-                                              detections.class_names, detections.scores,
-                                              strict=True):
-            _label(out, f"{name} {score:.2f}", (int(box[0]), int(box[1])),
-                   class_colour_bgr(int(class_id)))
         return out
 
 
@@ -134,10 +122,8 @@ def annotate(bgr: np.ndarray, detections: Detections, empty_reason: str | None,
              hud_lines: list[str], style: OverlayStyle) -> np.ndarray:
     """The displayed/recorded picture for one frame; ``bgr`` is left untouched."""
     out = MaskDrawer(style.opacity).draw(bgr, detections) if style.masks else bgr.copy()
-    if style.boxes:
-        out = BoxDrawer(labels=style.labels).draw(out, detections)
-    elif style.labels:
-        out = LabelDrawer().draw(out, detections)
+    if style.boxes or style.labels:
+        out = BoxDrawer(boxes=style.boxes, labels=style.labels).draw(out, detections)
     if empty_reason is not None and len(detections) == 0:
         out = draw_banner(out, empty_reason)
     return draw_hud(out, hud_lines)
