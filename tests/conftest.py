@@ -103,6 +103,16 @@ def tiny_model(tmp_path_factory):
     return card
 
 
+def remove_layer(path: Path, layer: str = "mrcnn_mask_conv1") -> None:
+    """Delete one layer's weights from a Keras .h5 file, as a broken export would."""
+    import h5py
+
+    with h5py.File(path, "r+") as h5:
+        del h5[layer]
+        h5.attrs["layer_names"] = [n for n in h5.attrs["layer_names"]
+                                   if n not in (layer.encode(), layer)]
+
+
 def tiny_spec(weights: Path, class_names=TINY_CLASSES):
     from livesegment.models import ModelSpec
 

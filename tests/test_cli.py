@@ -6,11 +6,10 @@ import json
 import shutil
 
 import cv2
-import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, run_cli, tiny_spec
+from conftest import ROOT, remove_layer, run_cli, tiny_spec
 from pycocotools import mask as mask_utils
 
 from livesegment.cli import main
@@ -84,13 +83,6 @@ def _wrong_classes(tmp_path, tiny_model):
     return str(spec.weights)
 
 
-def _remove_layer(path):
-    with h5py.File(path, "r+") as h5:
-        del h5["mrcnn_mask_conv1"]
-        h5.attrs["layer_names"] = [n for n in h5.attrs["layer_names"]
-                                   if n not in (b"mrcnn_mask_conv1", "mrcnn_mask_conv1")]
-
-
 @pytest.mark.parametrize(("case", "needle"), [
     ("wrong_classes", "has 6 classes (BG + 5) but the card lists 3"),
     ("layer_removed", "missing layers: mrcnn_mask_conv1"),
@@ -103,7 +95,7 @@ def test_bad_model_files_exit_1_with_one_line(tmp_path, video_factory, tiny_mode
     if case == "wrong_classes":
         model = _wrong_classes(tmp_path, tiny_model)
     elif case == "layer_removed":
-        model = _broken_copy(tmp_path, tiny_model, case, _remove_layer)
+        model = _broken_copy(tmp_path, tiny_model, case, remove_layer)
         write_card(tiny_spec(tmp_path / f"{case}.h5"), tmp_path / f"{case}.json")
     else:
         path = tmp_path / f"{case}.h5"
