@@ -43,8 +43,9 @@ def _x(display: str, *args: str) -> subprocess.CompletedProcess:
                           timeout=30)
 
 
-def _screenshot(display: str) -> np.ndarray:
-    xwd = _x(display, "xwd", "-root", "-silent").stdout
+def _screenshot(display: str, window: str) -> np.ndarray:
+    """The window's own pixels, wherever the X server placed it."""
+    xwd = _x(display, "xwd", "-id", window, "-silent").stdout
     png = subprocess.run(["convert", "xwd:-", "png:-"], input=xwd, capture_output=True,
                          timeout=30).stdout
     return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
@@ -82,8 +83,14 @@ def test_window_shows_masks_and_hud_and_obeys_keys(tmp_path, x_display, shapes_v
         window = _window_id(x_display)
         # The window opens before the model loads; wait for the first annotated frame.
         deadline = time.monotonic() + 120
-        while not _shows_hud(before := _screenshot(x_display)):
-            assert time.monotonic() < deadline, "no HUD (white text on a dark strip) appeared"
+        while not _shows_hud(before := _screenshot(x_display, window)):
+            if process.poll() is not None:
+                raise AssertionError(f"livesegment exited early ({process.returncode}): "
+                                     f"{process.communicate()[1]}")
+            if time.monotonic() > deadline:
+                cv2.imwrite(str(tmp_path / "no_hud.png"), before)
+                raise AssertionError(f"no HUD (white text on a dark strip) appeared; "
+                                     f"screen saved to {tmp_path / 'no_hud.png'}")
             time.sleep(1)
         colours = np.array([class_colour_bgr(i) for i in (1, 2, 3)], np.int16)
         distance = np.abs(before[None].astype(np.int16) - colours[:, None, None]).sum(axis=3)
@@ -91,7 +98,7 @@ def test_window_shows_masks_and_hud_and_obeys_keys(tmp_path, x_display, shapes_v
 
         _x(x_display, "xdotool", "key", "--window", window, "plus")
         time.sleep(1.5)
-        after = _screenshot(x_display)
+        after = _screenshot(x_display, window)
         threshold_line = (slice(50, 80), slice(0, 400))
         assert not np.array_equal(before[threshold_line], after[threshold_line])
 
