@@ -308,14 +308,15 @@ def simulate_video(
         size = float(rng.uniform(*size_px))
         speed = rng.uniform(0.08, 0.3) * max(h, w)
         heading = rng.uniform(0, 2 * math.pi)
-        if entering:  # just outside a random edge, heading inwards
+        if entering:  # already mostly in view at a random edge, heading inwards
             edge = int(rng.integers(4))
             along = rng.uniform(0.1, 0.9)
+            inset = 0.15 * size
             center = [
-                (along * w, -0.6 * size),
-                (w + 0.6 * size, along * h),
-                (along * w, h + 0.6 * size),
-                (-0.6 * size, along * h),
+                (along * w, inset),
+                (w - inset, along * h),
+                (along * w, h - inset),
+                (inset, along * h),
             ][edge]
             heading = math.pi / 2 * (edge + 1) + rng.uniform(-0.6, 0.6)
         else:
@@ -338,7 +339,7 @@ def simulate_video(
             yield _compose(background, [a.spec for a in actors])
         for i, actor in enumerate(actors):
             actors[i] = _step(actor, dt, rng, shape_hw)
-            if not actors[i].bounces and _is_gone(actors[i].spec, shape_hw):
+            if not actors[i].bounces and not _shows_enough(actors[i].spec, shape_hw):
                 actors[i] = new_actor(actors[:i] + actors[i + 1 :], entering=True)
 
 
@@ -357,11 +358,14 @@ def _step(actor: _Actor, dt: float, rng: np.random.Generator, shape_hw: tuple[in
     return replace(actor, spec=spec, velocity_xy_px_s=(float(vx), float(vy)))
 
 
-def _is_gone(spec: _ShapeSpec, shape_hw: tuple[int, int]) -> bool:
-    h, w = shape_hw
-    x, y = spec.center_xy
-    r = spec.size_px
-    return x < -r or y < -r or x > w + r or y > h + r
+def _shows_enough(spec: _ShapeSpec, shape_hw: tuple[int, int]) -> bool:
+    """Whether enough of the shape is inside the frame for ``_compose`` to draw it.
+
+    A shape leaving the frame is replaced the moment it would stop being drawn (and the
+    newcomer enters already in view), so a video never goes blank between the two.
+    """
+    inside = int(np.count_nonzero(_rasterize(spec, shape_hw)))
+    return inside >= MIN_VISIBLE_PX and inside >= MIN_VISIBLE_FRACTION * spec.area_px
 
 
 def encode_mask_rle(mask_hw: np.ndarray) -> dict[str, object]:

@@ -133,6 +133,15 @@ def test_video_frames_are_exact_with_contiguous_empty_runs(video: list[Scene]) -
             assert np.array_equal(scene.rgb, first_empty), "background is not constant"
 
 
+@pytest.mark.parametrize("seed", [12345, 999, 3, 55])
+def test_video_is_empty_only_in_its_planned_runs(seed: int) -> None:
+    # Shapes that leave the frame are replaced at once, so no frame outside the planned empty
+    # runs goes blank (seed 12345's lone shape used to leave 39 of 90 frames empty).
+    counts = [len(s.objects) for s in simulate_video(seed, n_frames=90, shape_hw=(480, 640))]
+    assert sum(c == 0 for c in counts) == 15
+    assert max(counts) <= 4
+
+
 def test_shapes_move_between_frames(video: list[Scene]) -> None:
     boxes = [s.objects[0].box_xyxy for s in video[:3] if s.objects]
     assert len(set(boxes)) > 1
