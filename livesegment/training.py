@@ -11,6 +11,7 @@ plus weight decay exactly as ``MaskRCNN.compile`` does, under a legacy Adam.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -35,6 +36,7 @@ tfenv.quiet_tensorflow(verbose=logging.getLogger("livesegment").isEnabledFor(log
 
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
+from pixellib.instance import mask_rcnn as mrcnn_model  # noqa: E402
 from pixellib.instance import utils as mrcnn_utils  # noqa: E402
 from pixellib.instance.mask_rcnn import build_rpn_targets, compose_image_meta  # noqa: E402
 
@@ -85,7 +87,10 @@ class TrainSettings:
     # The last ``lr_drop_fraction`` of the steps run at ``lr * lr_drop``.
     lr_drop_fraction: float = 0.2
     lr_drop: float = 0.1
-    train_rois_per_image: int = 32
+    train_rois_per_image: int = 64
+    # PixelLib takes (1 / ratio - 1) negatives per positive ROI, so a lower ratio shows the
+    # classifier more background per object.
+    roi_positive_ratio: float = 0.25
     checkpoint_every: int = 100
     log_every: int = 10
     # "frozen": PixelLib's head batch norm keeps its stored statistics (tinynet's own batch
@@ -106,9 +111,9 @@ def train_overrides(settings: TrainSettings) -> dict[str, object]:
         # tinynet's batch norm trains either way (frozen random BN learned nothing in a
         # prototype); this flag decides PixelLib's head batch norm only.
         "TRAIN_BN": settings.head_bn == "batch",
-        # The mask head runs on every sampled ROI and dominates the step time; a third of them
-        # are positives, which is plenty for at most four objects.
+        # The mask head runs on every sampled ROI and dominates the step time.
         "TRAIN_ROIS_PER_IMAGE": settings.train_rois_per_image,
+        "ROI_POSITIVE_RATIO": settings.roi_positive_ratio,
         "PRE_NMS_LIMIT": 2000,
         "POST_NMS_ROIS_TRAINING": 400,
         "MAX_GT_INSTANCES": 8,
@@ -216,6 +221,31 @@ def make_batch(rng: np.random.Generator, config, anchors_px: np.ndarray,
     return [images, metas, rpn_match, rpn_bbox, gt_class_ids, gt_boxes, gt_masks]
 
 
+@contextlib.contextmanager
+def truth_boxes_among_proposals():
+    """While building the training graph, add the truth boxes to the RPN's proposals.
+
+    PixelLib samples the heads' training ROIs from proposals alone and takes negatives in
+    proportion to positives. From scratch the RPN proposes nothing that overlaps an object for
+    hundreds of steps, so the classifier sees almost no positives and hardly any background,
+    and its scores never separate (a first shipped model scored background at 0.3 and objects
+    at 0.4-0.6). With the truth boxes among the proposals, as Fast R-CNN's sampler does, every
+    image with objects gives positives, and the negatives that come with them, from step one.
+    """
+    original = mrcnn_model.detection_targets_graph
+
+    def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, config):
+        # All-zero (padding) rows of either are trimmed by PixelLib's own graph.
+        return original(tf.concat([gt_boxes, proposals], axis=0), gt_class_ids, gt_boxes,
+                        gt_masks, config)
+
+    mrcnn_model.detection_targets_graph = detection_targets_graph
+    try:
+        yield
+    finally:
+        mrcnn_model.detection_targets_graph = original
+
+
 def compile_for_training(model, lr: float):
     """Add the losses and weight decay as ``MaskRCNN.compile`` does, with a legacy Adam."""
     keras_model, config = model.keras_model, model.config
@@ -262,8 +292,9 @@ def train(spec: ModelSpec, settings: TrainSettings, out: Path, *,
     np.random.seed(settings.seed)  # PixelLib's anchor sampling uses the global generator
     tf.compat.v1.set_random_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    model = segmenter.build_model(spec, mode="training", images_per_batch=settings.batch,
-                                  **train_overrides(settings))
+    with truth_boxes_among_proposals():
+        model = segmenter.build_model(spec, mode="training", images_per_batch=settings.batch,
+                                      **train_overrides(settings))
     optimizer = compile_for_training(model, settings.lr)
     if settings.init_weights:
         model.keras_model.load_weights(settings.init_weights, by_name=True)
@@ -329,6 +360,9 @@ def training_record(settings: TrainSettings, result: TrainResult, command: str) 
     }
 
 
+_DEFAULTS = TrainSettings(steps=1, seed=0)
+
+
 @click.command()
 @click.option("--steps", type=click.IntRange(min=1), default=1200, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True,
@@ -349,9 +383,15 @@ def training_record(settings: TrainSettings, result: TrainResult, command: str) 
               show_default=True, help="Batch norm mode of PixelLib's heads while training.")
 @click.option("--init-weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from these weights (loaded by layer name).")
+@click.option("--train-rois", type=click.IntRange(min=4), default=_DEFAULTS.train_rois_per_image,
+              show_default=True, help="ROIs per image sampled for the heads.")
+@click.option("--positive-ratio", type=click.FloatRange(min=0.05, max=1.0),
+              default=_DEFAULTS.roi_positive_ratio, show_default=True,
+              help="Share of positive ROIs among those sampled.")
 def main(steps: int, seed: int, out: Path, batch: int, lr: float, input_size: int,
          checkpoint_dir: Path, log_file: Path | None, log_every: int,
-         checkpoint_every: int, head_bn: str, init_weights: str | None) -> None:
+         checkpoint_every: int, head_bn: str, init_weights: str | None, train_rois: int,
+         positive_ratio: float) -> None:
     """Train the shapes Mask R-CNN and write its weights and model card."""
     if input_size % segmenter.PAD_MULTIPLE:
         raise click.BadParameter(f"must be a multiple of {segmenter.PAD_MULTIPLE}",
@@ -370,7 +410,8 @@ def main(steps: int, seed: int, out: Path, batch: int, lr: float, input_size: in
 
     settings = TrainSettings(steps=steps, seed=seed, batch=batch, lr=lr, log_every=log_every,
                              checkpoint_every=checkpoint_every, head_bn=head_bn,
-                             init_weights=init_weights)
+                             init_weights=init_weights, train_rois_per_image=train_rois,
+                             roi_positive_ratio=positive_ratio)
     echo(f"training: {command}")
     echo(json.dumps(machine_info()))
     spec = shapes_spec(out, input_size=input_size)

@@ -47,3 +47,35 @@ def test_training_scenes_match_live_resizing():
         for name, mask in objects:
             assert name in training.shapes.SHAPE_CLASSES
             assert mask.shape == rgb.shape[:2] and mask.any()
+
+
+def test_head_targets_include_every_truth_object_from_the_first_step(tmp_path):
+    # Random weights propose nothing near the objects; the heads still get a positive ROI
+    # (and the background ROIs that come with it) for every object in every image.
+    spec = dataclasses.replace(training.shapes_spec(tmp_path / "x.h5", input_size=128),
+                               pyramid_size=16, fc_layers_size=32)
+    settings = training.TrainSettings(steps=1, seed=5, batch=2, train_rois_per_image=16)
+    with training.truth_boxes_among_proposals():
+        model = training.segmenter.build_model(spec, mode="training", images_per_batch=2,
+                                               **training.train_overrides(settings))
+    config = model.config
+    anchors = training.mrcnn_utils.generate_pyramid_anchors(
+        config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
+        training.tinynet.compute_backbone_shape(config.IMAGE_SHAPE), config.BACKBONE_STRIDES,
+        config.RPN_ANCHOR_STRIDE)
+    rng = np.random.default_rng(3)
+    batch = training.make_batch(rng, config, anchors, spec.class_names)
+    while not all(batch[4].any(axis=1)):  # every image must hold an object
+        batch = training.make_batch(rng, config, anchors, spec.class_names)
+    keras_model = model.keras_model
+    rois, class_ids = keras_model.get_layer("proposal_targets").output[:2]
+    sampled_rois, sampled_ids = training.tf_keras.backend.function(
+        keras_model.inputs, [rois, class_ids])(batch)
+
+    for truth, image_rois, image_ids in zip(batch[4], sampled_rois, sampled_ids, strict=True):
+        truth_ids = truth[truth > 0]
+        positive_ids = image_ids[image_ids > 0]
+        assert set(truth_ids.tolist()) <= set(positive_ids.tolist())
+        assert len(positive_ids) >= len(truth_ids)
+        background = (image_ids == 0) & image_rois.any(axis=1)  # not zero padding
+        assert background.sum() >= len(positive_ids), "too few background ROIs sampled"
