@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import re
 import signal
@@ -202,7 +203,8 @@ def run(ctx: click.Context, source: str, model_name: str | None, threshold: floa
 @click.argument("truth", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--iou", type=click.FloatRange(0, 1, min_open=True), default=0.5,
               help="Mask IoU at which a detection matches a truth object of its class.")
-def evaluate_command(detections: Path, truth: Path, iou: float) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def evaluate_command(detections: Path, truth: Path, iou: float, as_json: bool) -> None:
     """Score a run's DETECTIONS (JSON Lines from --json) against ground TRUTH."""
     from livesegment.evaluate import evaluate, load_jsonl_frames
 
@@ -212,7 +214,7 @@ def evaluate_command(detections: Path, truth: Path, iou: float) -> None:
         report = evaluate(detection_frames, truth_frames, iou_threshold=iou)
     except (ValueError, KeyError) as error:
         raise UsageError(f"cannot score {detections} against {truth}: {error}") from error
-    click.echo(report.format())
+    click.echo(json.dumps(report.to_dict()) if as_json else report.format())
 
 
 from livesegment.cli_models import doctor, models_group  # noqa: E402

@@ -160,3 +160,8 @@ def test_eval_command_scores_truth_against_itself():
     result = CliRunner().invoke(main, ["eval", str(truth), str(truth)])
     assert result.exit_code == 0, result.output
     assert "recall" in result.output.lower() and "1.000" in result.output
+
+    as_json = CliRunner().invoke(main, ["eval", str(truth), str(truth), "--json"])
+    report = json.loads(as_json.output)
+    assert report["recall"] == report["precision"] == report["mean_iou"] == 1.0
+    assert report["truth_objects"] == report["matched"] > 0
