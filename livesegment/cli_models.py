@@ -28,9 +28,9 @@ def list_command(full: bool) -> None:
     Registered models are cards (NAME.json) or weights (NAME.h5) in the models folder
     (LIVESEGMENT_HOME/models when set).
     """
-    from livesegment.doctor import describe_classes, installed_models, verify_weights
     from livesegment.download import partial_downloads
     from livesegment.models import user_models_dir
+    from livesegment.verify import describe_classes, installed_models, verify_weights
 
     folder = user_models_dir()
     models = installed_models()
@@ -98,7 +98,7 @@ def verify_command(path: str) -> None:
 
     Exit status 0 when it would, 1 otherwise. A sidecar card (PATH with .json) is honoured.
     """
-    from livesegment.doctor import verify_weights
+    from livesegment.verify import verify_weights
 
     report = verify_weights(_model_path(path))
     if not report.readable:

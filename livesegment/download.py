@@ -208,7 +208,7 @@ def _check_free_space(folder: Path, needed_bytes: int) -> None:
 
 
 def _already_verified(entry: Downloadable, final: Path, card: Path) -> bool:
-    from livesegment.doctor import verify_weights
+    from livesegment.verify import verify_weights
 
     report = verify_weights(final, card=card, full=False)
     if not report.ok:
@@ -310,8 +310,8 @@ def _copy_body(response, part: Path, offset: int, entry: Downloadable, url: str,
 
 def _verify_part(entry: Downloadable, part: Path, url: str) -> int:
     """Size, backbone, classes and every layer against the architecture; else remove it."""
-    from livesegment.doctor import check_architecture
     from livesegment.models import read_weights_file
+    from livesegment.verify import check_architecture
 
     spec = entry.spec
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from conftest import BUNDLED_CARD, needs_bundled_model, remove_layer, run_cli, tiny_spec
 
 from livesegment.cli import main
-from livesegment.models import ModelSpec, write_card
+from livesegment.models import ModelSpec, resolve_model, write_card
 
 
 @pytest.fixture(scope="module")
@@ -173,12 +174,18 @@ def test_run_class_names_count_mismatch_names_both_numbers(tmp_path, tiny_model,
     assert "has 4 classes (BG + 3) but 2 class names were given" in _error_line(result.output)
 
 
-def test_run_uses_the_sidecar_cards_class_names(tmp_path, tiny_model, video_factory):
+def test_run_uses_the_sidecar_cards_class_names(tmp_path, shapes_video_factory):
+    # A trained model (random weights may propose nothing at all) under a card of its own.
+    needs_bundled_model()
     path = tmp_path / "custom.h5"
-    shutil.copy(tiny_model.with_suffix(".h5"), path)
-    write_card(tiny_spec(path, ("BG", "alpha", "beta", "gamma")), path.with_suffix(".json"))
+    bundled = resolve_model("shapes")
+    shutil.copy(bundled.weights, path)
+    write_card(dataclasses.replace(bundled, name="custom", weights=path,
+                                   class_names=("BG", "alpha", "beta", "gamma")),
+               path.with_suffix(".json"))
     detections = tmp_path / "dets.jsonl"
-    result = invoke("run", str(video_factory(3)), "--model", str(path), "--threshold", "0",
+    video, _truth = shapes_video_factory(seed=4242, n_frames=3)
+    result = invoke("run", str(video), "--model", str(path), "--threshold", "0.05",
                     "--json", str(detections), "--no-display")
     assert result.exit_code == 0, result.output
     found = {det["class"] for line in detections.read_text().splitlines()
