@@ -54,26 +54,35 @@ class FrameRecord:
     instances: tuple[Instance, ...]
 
 
+class _MatchRatios:
+    """``recall`` and ``precision`` of a record with ``matched``, ``truth_objects`` and
+    ``detections`` counts; nan when undefined."""
+
+    __slots__ = ()
+
+    @property
+    def recall(self) -> float:
+        """Matched truth objects / all truth objects."""
+        return _ratio(self.matched, self.truth_objects)
+
+    @property
+    def precision(self) -> float:
+        """Matched detections / all detections."""
+        return _ratio(self.matched, self.detections)
+
+
 @dataclass(frozen=True, slots=True)
-class ClassScore:
-    """Counts for one class; ``recall`` and ``precision`` are nan when undefined."""
+class ClassScore(_MatchRatios):
+    """Counts for one class."""
 
     class_name: str
     truth_objects: int
     detections: int
     matched: int
 
-    @property
-    def recall(self) -> float:
-        return _ratio(self.matched, self.truth_objects)
-
-    @property
-    def precision(self) -> float:
-        return _ratio(self.matched, self.detections)
-
 
 @dataclass(frozen=True, slots=True)
-class EvalReport:
+class EvalReport(_MatchRatios):
     """Detection quality over the frames present in both files.
 
     Attributes:
@@ -103,16 +112,6 @@ class EvalReport:
     false_detections_on_empty: int
     empty_frames_with_detections: int
     per_class: tuple[ClassScore, ...]
-
-    @property
-    def recall(self) -> float:
-        """Matched truth objects / all truth objects."""
-        return _ratio(self.matched, self.truth_objects)
-
-    @property
-    def precision(self) -> float:
-        """Matched detections / all detections."""
-        return _ratio(self.matched, self.detections)
 
     @property
     def false_detections_per_empty_frame(self) -> float:

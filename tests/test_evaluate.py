@@ -108,13 +108,15 @@ def test_wrong_class_shifted_mask_and_empty_frame_detections(
 
 
 def test_iou_below_threshold_is_a_miss_and_above_is_a_match(
-    tmp_path: Path, truth_path: Path, scenes: list[Scene]
+    tmp_path: Path, scenes: list[Scene]
 ) -> None:
-    index = next(i for i, s in enumerate(scenes) if len(s.objects) == 1)
-    (obj,) = scenes[index].objects
+    scene = next(s for s in scenes if s.objects)
+    obj = scene.objects[0]
     x1, _, x2, _ = obj.box_xyxy
     width = x2 - x1
-    truth = [f for f in load_jsonl_frames(truth_path) if f.frame == index]
+    index = 0
+    write_truth(tmp_path / "one.truth.jsonl", [Scene(scene.rgb, (obj,))])
+    truth = load_jsonl_frames(tmp_path / "one.truth.jsonl")
     for shift, expected in [(1, 1), (width // 2, 0)]:
         moved = np.roll(obj.mask, shift, axis=1)
         dets = {index: [(obj.class_name, 0.9, moved)]}
