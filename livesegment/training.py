@@ -222,22 +222,38 @@ def make_batch(rng: np.random.Generator, config, anchors_px: np.ndarray,
 
 
 @contextlib.contextmanager
-def truth_boxes_among_proposals():
-    """While building the training graph, add the truth boxes to the RPN's proposals.
+def head_roi_sampling():
+    """While building the training graph, sample the heads' ROIs as Fast R-CNN does.
 
-    PixelLib samples the heads' training ROIs from proposals alone and takes negatives in
-    proportion to positives. From scratch the RPN proposes nothing that overlaps an object for
-    hundreds of steps, so the classifier sees almost no positives and hardly any background,
-    and its scores never separate (a first shipped model scored background at 0.3 and objects
-    at 0.4-0.6). With the truth boxes among the proposals, as Fast R-CNN's sampler does, every
-    image with objects gives positives, and the negatives that come with them, from step one.
+    PixelLib samples them from the RPN's proposals alone, takes negatives in proportion to the
+    positives and pads the rest with all-zero boxes. Trained from scratch, the RPN proposes
+    nothing that overlaps an object for hundreds of steps, so the heads saw almost no positives,
+    hardly any background (none at all on empty frames) and mostly padding; the classifier's
+    scores never separated (a first shipped model scored background 0.3 and objects 0.4-0.6),
+    and batch norm in the heads normalised by statistics of padding. Here the truth boxes join
+    the proposals, so every object gives positives from step one, and the padding is replaced
+    by more background proposals.
     """
     original = mrcnn_model.detection_targets_graph
 
     def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, config):
-        # All-zero (padding) rows of either are trimmed by PixelLib's own graph.
-        return original(tf.concat([gt_boxes, proposals], axis=0), gt_class_ids, gt_boxes,
-                        gt_masks, config)
+        # All-zero (padding) rows of either input are trimmed by PixelLib's own graph.
+        rois, class_ids, deltas, masks = original(
+            tf.concat([gt_boxes, proposals], axis=0), gt_class_ids, gt_boxes, gt_masks, config)
+        total = config.TRAIN_ROIS_PER_IMAGE
+        real_proposals, _ = mrcnn_model.trim_zeros_graph(proposals, name="trim_background")
+        real_boxes, _ = mrcnn_model.trim_zeros_graph(gt_boxes, name="trim_truth")
+        # Without truth boxes the max over an empty axis is -inf: every proposal is background.
+        best_iou = tf.reduce_max(mrcnn_model.overlaps_graph(real_proposals, real_boxes), axis=1)
+        background = tf.gather(real_proposals, tf.where(best_iou < 0.5)[:, 0])
+        # PixelLib puts its padding after the sampled ROIs; its targets there are already
+        # zero (class 0 = background, no box delta, no mask loss).
+        n_sampled = tf.reduce_sum(tf.cast(tf.reduce_any(tf.not_equal(rois, 0.0), axis=1),
+                                          tf.int32))
+        extra = tf.random.shuffle(background)[: total - n_sampled]
+        padding = tf.zeros([total - n_sampled - tf.shape(extra)[0], 4], rois.dtype)
+        rois = tf.reshape(tf.concat([rois[:n_sampled], extra, padding], axis=0), [total, 4])
+        return rois, class_ids, deltas, masks
 
     mrcnn_model.detection_targets_graph = detection_targets_graph
     try:
@@ -292,7 +308,7 @@ def train(spec: ModelSpec, settings: TrainSettings, out: Path, *,
     np.random.seed(settings.seed)  # PixelLib's anchor sampling uses the global generator
     tf.compat.v1.set_random_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    with truth_boxes_among_proposals():
+    with head_roi_sampling():
         model = segmenter.build_model(spec, mode="training", images_per_batch=settings.batch,
                                       **train_overrides(settings))
     optimizer = compile_for_training(model, settings.lr)

@@ -49,13 +49,13 @@ def test_training_scenes_match_live_resizing():
             assert mask.shape == rgb.shape[:2] and mask.any()
 
 
-def test_head_targets_include_every_truth_object_from_the_first_step(tmp_path):
-    # Random weights propose nothing near the objects; the heads still get a positive ROI
-    # (and the background ROIs that come with it) for every object in every image.
+def test_head_rois_hold_every_truth_object_and_background_from_the_first_step(tmp_path):
+    # Random weights propose nothing near the objects; the heads still get a positive ROI for
+    # every object, and every other slot (all of them on an empty image) is background.
     spec = dataclasses.replace(training.shapes_spec(tmp_path / "x.h5", input_size=128),
                                pyramid_size=16, fc_layers_size=32)
     settings = training.TrainSettings(steps=1, seed=5, batch=2, train_rois_per_image=16)
-    with training.truth_boxes_among_proposals():
+    with training.head_roi_sampling():
         model = training.segmenter.build_model(spec, mode="training", images_per_batch=2,
                                                **training.train_overrides(settings))
     config = model.config
@@ -67,6 +67,9 @@ def test_head_targets_include_every_truth_object_from_the_first_step(tmp_path):
     batch = training.make_batch(rng, config, anchors, spec.class_names)
     while not all(batch[4].any(axis=1)):  # every image must hold an object
         batch = training.make_batch(rng, config, anchors, spec.class_names)
+    empty = training.make_batch(rng, config, anchors, spec.class_names)
+    for key in (4, 5, 6):  # the same scenes' images without their truth
+        empty[key] = np.zeros_like(empty[key])
     keras_model = model.keras_model
     rois, class_ids = keras_model.get_layer("proposal_targets").output[:2]
     sampled_rois, sampled_ids = training.tf_keras.backend.function(
@@ -77,5 +80,9 @@ def test_head_targets_include_every_truth_object_from_the_first_step(tmp_path):
         positive_ids = image_ids[image_ids > 0]
         assert set(truth_ids.tolist()) <= set(positive_ids.tolist())
         assert len(positive_ids) >= len(truth_ids)
-        background = (image_ids == 0) & image_rois.any(axis=1)  # not zero padding
-        assert background.sum() >= len(positive_ids), "too few background ROIs sampled"
+        # Every slot holds a real box: background proposals fill what positives leave.
+        assert image_rois.any(axis=1).all()
+    empty_rois, empty_ids = training.tf_keras.backend.function(
+        keras_model.inputs, [rois, class_ids])(empty)
+    assert not empty_ids.any()
+    assert empty_rois.any(axis=2).all(), "an empty image gets background ROIs, not padding"
