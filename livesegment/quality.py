@@ -3,6 +3,9 @@
     uv run python -m livesegment.quality --card models/shapes.json \
         --pick-on 999 --eval-seed 12345 --write
 
+With ``--write`` it then scores fresh videos (``--cli-seeds``) through ``livesegment run
+--json`` and ``livesegment eval`` in subprocesses, issue 3's acceptance path, into the card.
+
 Each frame goes through the same steps as a live frame (INTER_AREA resize of the long side to
 the model's input size, ``Segmenter``, ``filters.select``, ``unmold``) and is scored with
 ``evaluate``. The network runs once per frame; thresholds are swept over the kept candidates,
@@ -15,6 +18,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,6 +143,27 @@ def _print_rows(title: str, rows: Sequence[dict]) -> None:
                    f"{row['truth_objects']} truth)")
 
 
+def through_cli(card: Path, seed: int, folder: Path) -> dict[str, object]:
+    """Issue 3's acceptance run: a fresh video scored through ``livesegment run --json`` and
+    ``livesegment eval --json`` in subprocesses, exactly as a user types them."""
+    video, truth = shapes.make_sample(folder / f"seed{seed}", seed, VIDEO["n_frames"],
+                                      VIDEO["shape_hw"], VIDEO["fps"])
+    detections = video.with_name("run.jsonl")
+    cli = [sys.executable, "-m", "livesegment"]
+    subprocess.run([*cli, "run", str(video), "--model", str(card), "--no-display", "--json",
+                    str(detections)], check=True, capture_output=True, text=True)
+    scored = subprocess.run([*cli, "eval", str(detections), str(truth), "--json"], check=True,
+                            capture_output=True, text=True)
+    report = json.loads(scored.stdout)
+    return {"eval_seed": seed, **{k: report[k] for k in (
+        "recall", "precision", "mean_iou", "false_detections_per_empty_frame", "truth_objects",
+        "detections", "empty_truth_frames")},
+        "command": f"uv run python -m livesegment.shapes make-sample DIR --seed {seed} "
+                   f"--frames {VIDEO['n_frames']} && uv run livesegment run DIR/shapes.avi "
+                   "--no-display --json DIR/run.jsonl && uv run livesegment eval DIR/run.jsonl "
+                   "DIR/shapes.truth.jsonl"}
+
+
 @click.command()
 @click.option("--card", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=Path("models/shapes.json"), show_default=True)
@@ -147,10 +174,12 @@ def _print_rows(title: str, rows: Sequence[dict]) -> None:
 @click.option("--eval-seed", type=int, default=12345, show_default=True,
               help="Seed of the video the reported metrics come from.")
 @click.option("--thresholds", default=",".join(map(str, THRESHOLDS)), show_default=True)
+@click.option("--cli-seeds", default="12345,4242", show_default=True,
+              help="After --write: score fresh videos of these seeds through the real CLI.")
 @click.option("--write", is_flag=True,
               help="Store the picked threshold and the metrics in the card.")
 def main(card: Path, weights: Path | None, pick_on: int, eval_seed: int, thresholds: str,
-         write: bool) -> None:
+         cli_seeds: str, write: bool) -> None:
     """Pick the default threshold on one simulated video and report quality on another."""
     spec: ModelSpec = spec_from_card(card)
     if weights is not None:
@@ -180,6 +209,16 @@ def main(card: Path, weights: Path | None, pick_on: int, eval_seed: int, thresho
         spec = dataclasses.replace(spec, default_threshold=threshold,
                                    sha256=sha256_of(spec.weights))
         write_card(spec, card, **extra, metrics=metrics)
+        with tempfile.TemporaryDirectory(prefix="livesegment-quality-") as folder:
+            acceptance = [through_cli(card, int(seed), Path(folder))
+                          for seed in cli_seeds.split(",") if seed.strip()]
+        for row in acceptance:
+            click.echo(f"through the CLI, seed {row['eval_seed']}: " + json.dumps(row))
+        cli_ok = all(meets_bar({"recall": row["recall"], "precision": row["precision"],
+                                "mean_mask_iou": row["mean_iou"], "false_per_empty_frame":
+                                row["false_detections_per_empty_frame"]}) for row in acceptance)
+        write_card(spec, card, **extra, metrics={**metrics, "through_cli": acceptance,
+                                                 "meets_bar_through_cli": cli_ok})
         click.echo(f"wrote {card}")
 
 
