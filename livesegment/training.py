@@ -388,6 +388,9 @@ _DEFAULTS = TrainSettings(steps=1, seed=0)
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
               show_default=True)
+@click.option("--lr-drop-fraction", type=click.FloatRange(0, 1), show_default=True,
+              default=_DEFAULTS.lr_drop_fraction,
+              help="The last share of the steps runs at a tenth of --lr (0: never).")
 @click.option("--input-size", type=click.IntRange(min=64), default=256, show_default=True)
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("/tmp/shapes_train"), show_default=True)
@@ -404,7 +407,8 @@ _DEFAULTS = TrainSettings(steps=1, seed=0)
 @click.option("--positive-ratio", type=click.FloatRange(min=0.05, max=1.0),
               default=_DEFAULTS.roi_positive_ratio, show_default=True,
               help="Share of positive ROIs among those sampled.")
-def main(steps: int, seed: int, out: Path, batch: int, lr: float, input_size: int,
+def main(steps: int, seed: int, out: Path, batch: int, lr: float, lr_drop_fraction: float,
+         input_size: int,
          checkpoint_dir: Path, log_file: Path | None, log_every: int,
          checkpoint_every: int, head_bn: str, init_weights: str | None, train_rois: int,
          positive_ratio: float) -> None:
@@ -424,7 +428,8 @@ def main(steps: int, seed: int, out: Path, batch: int, lr: float, input_size: in
         with log_file.open("a") as handle:
             handle.write(line + "\n")
 
-    settings = TrainSettings(steps=steps, seed=seed, batch=batch, lr=lr, log_every=log_every,
+    settings = TrainSettings(steps=steps, seed=seed, batch=batch, lr=lr,
+                             lr_drop_fraction=lr_drop_fraction, log_every=log_every,
                              checkpoint_every=checkpoint_every, head_bn=head_bn,
                              init_weights=init_weights, train_rois_per_image=train_rois,
                              roi_positive_ratio=positive_ratio)

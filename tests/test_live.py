@@ -62,7 +62,10 @@ def test_realtime_latency_stays_bounded_and_drops_add_up(tmp_path, video_factory
     assert summary.frames_captured == 90
     assert summary.frames_dropped == summary.frames_captured - summary.frames_processed
     assert summary.frames_dropped > 50, "a 5x slower model must drop most frames"
-    assert latencies.max() < 2 * INFERENCE_S, latencies
+    # A queue would make latency grow by a frame period per frame; a scheduling hiccup on a
+    # busy machine may delay one frame, which is not what this test is about.
+    assert np.percentile(latencies, 90) < 2 * INFERENCE_S, latencies
+    assert latencies.max() < 4 * INFERENCE_S, latencies
     assert np.median(latencies[-5:]) < np.median(latencies[:5]) + INFERENCE_S / 2, "no growth"
     assert wall_s < 90 / VIDEO_FPS + 2, "a realtime replay takes about the file's duration"
 
