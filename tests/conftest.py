@@ -90,10 +90,10 @@ def tiny_model(tmp_path_factory):
 
     Returns the card path; the weights are ``tiny.h5`` beside it.
     """
+    import tf_keras
+
     from livesegment.models import ModelSpec, write_card
     from livesegment.segmenter import build_model
-
-    import tf_keras
 
     folder = tmp_path_factory.mktemp("tiny_model")
     spec = tiny_spec(folder / "tiny.h5")

@@ -22,7 +22,6 @@ BELOW_BAR = pytest.mark.xfail(
     reason="issue 3: the bundled checkpoint is below the quality bar (see models/shapes.json)")
 
 
-@BELOW_BAR
 def test_default_run_finds_shapes_and_explains_empty_frames(tmp_path):
     needs_bundled_model()
     out, dets = tmp_path / "sample.mp4", tmp_path / "sample.jsonl"
