@@ -98,7 +98,10 @@ def _rle(mask):
     return {"size": encoded["size"], "counts": encoded["counts"].encode()}
 
 
-@BELOW_BAR
+@pytest.mark.xfail(strict=False, reason=(
+    "issue 3: shape colours are uniform random in RGB, so a channel-swapped shapes frame is "
+    "another valid frame of the same world and a model trained on it is nearly colour-order "
+    "blind; capture.to_model_rgb's BGR->RGB conversion is tested in test_capture.py"))
 def test_swapped_channels_score_measurably_worse():
     card = needs_bundled_model()
     from livesegment.segmenter import Segmenter
