@@ -197,6 +197,14 @@ def rpn_targets(anchors_px: np.ndarray, sample: _Sample, config) -> tuple[np.nda
     return match, np.zeros((config.RPN_TRAIN_ANCHORS_PER_IMAGE, 4))
 
 
+def pixel_anchors(config) -> np.ndarray:
+    """The training graph's anchors, in pixels, in the order of its RPN outputs."""
+    return mrcnn_utils.generate_pyramid_anchors(
+        config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
+        tinynet.compute_backbone_shape(config.IMAGE_SHAPE), config.BACKBONE_STRIDES,
+        config.RPN_ANCHOR_STRIDE)
+
+
 def make_batch(rng: np.random.Generator, config, anchors_px: np.ndarray,
                class_names: Sequence[str]) -> list[np.ndarray]:
     """Inputs of PixelLib's training model for ``config.BATCH_SIZE`` fresh scenes."""
@@ -316,10 +324,7 @@ def train(spec: ModelSpec, settings: TrainSettings, out: Path, *,
         model.keras_model.load_weights(settings.init_weights, by_name=True)
         on_log(f"started from {settings.init_weights}")
     config = model.config
-    anchors_px = mrcnn_utils.generate_pyramid_anchors(
-        config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
-        tinynet.compute_backbone_shape(config.IMAGE_SHAPE), config.BACKBONE_STRIDES,
-        config.RPN_ANCHOR_STRIDE)
+    anchors_px = pixel_anchors(config)
     metric_names = list(model.keras_model.metrics_names)
     out.parent.mkdir(parents=True, exist_ok=True)
     if checkpoint_dir is not None:

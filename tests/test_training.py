@@ -59,10 +59,7 @@ def test_head_rois_hold_every_truth_object_and_background_from_the_first_step(tm
         model = training.segmenter.build_model(spec, mode="training", images_per_batch=2,
                                                **training.train_overrides(settings))
     config = model.config
-    anchors = training.mrcnn_utils.generate_pyramid_anchors(
-        config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
-        training.tinynet.compute_backbone_shape(config.IMAGE_SHAPE), config.BACKBONE_STRIDES,
-        config.RPN_ANCHOR_STRIDE)
+    anchors = training.pixel_anchors(config)
     rng = np.random.default_rng(3)
     batch = training.make_batch(rng, config, anchors, spec.class_names)
     while not all(batch[4].any(axis=1)):  # every image must hold an object
