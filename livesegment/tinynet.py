@@ -23,12 +23,12 @@ STAGE_CHANNELS = (16, 32, 48, 64, 96)
 def backbone(input_image, stage5: bool = True, train_bn: bool | None = False):
     """Five stride-2 stages of two 3x3 convolutions with batch norm; returns [C1..C5].
 
-    ``train_bn`` is accepted for PixelLib's signature but only ``True`` forces batch statistics:
-    otherwise the backbone's batch norm follows the Keras learning phase (batch statistics in
-    ``train_on_batch``, moving statistics in ``predict``). PixelLib uses the same flag for the
-    heads, whose batch norm must stay frozen in training (their batches are mostly zero-padded
-    ROIs, so batch statistics there never match inference), while this backbone still needs
-    batch statistics to learn from scratch.
+    ``train_bn`` is PixelLib's ``TRAIN_BN``: ``True`` forces batch statistics here and in
+    PixelLib's heads. Otherwise this backbone's batch norm follows the Keras learning phase
+    (batch statistics in ``train_on_batch``, moving statistics in ``predict``) while the heads'
+    stays frozen, because this backbone needs batch statistics to learn from scratch. Head batch
+    statistics only carry over to inference when the sampled ROIs hold no zero padding, which
+    ``training.head_roi_sampling`` ensures.
     """
     training = True if train_bn else None
     x = input_image

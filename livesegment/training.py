@@ -94,8 +94,8 @@ class TrainSettings:
     checkpoint_every: int = 100
     log_every: int = 10
     # "frozen": PixelLib's head batch norm keeps its stored statistics (tinynet's own batch
-    # norm still trains). "batch": heads normalise by batch statistics, which only stage 1 of
-    # the shipped model used; see tinynet.backbone for why that does not survive inference.
+    # norm still trains). "batch": heads normalise by batch statistics, as the shipped model
+    # was trained; that needs head_roi_sampling's padding-free ROIs (see tinynet.backbone).
     head_bn: str = "frozen"
     # Weights (by layer name) to start from instead of random ones.
     init_weights: str | None = None
