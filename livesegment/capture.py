@@ -200,8 +200,10 @@ class CaptureThread:
         finally:
             self._put_blocking(_EndOfStream(error))
 
-    def frames(self, timeout_s: float | None = None) -> Iterator[Frame]:
-        """Yield frames until the end; re-raise the capture thread's exception, if any.
+    def frames(self, timeout_s: float | None = None,
+               until: threading.Event | None = None) -> Iterator[Frame]:
+        """Yield frames until the end or until ``until`` is set; re-raise the capture
+        thread's exception, if any. Frames still queued then count as dropped at ``stop()``.
 
         Raises:
             SourceError: no frame for ``timeout_s`` (a reader stuck inside the driver).
@@ -210,7 +212,7 @@ class CaptureThread:
             timeout_s = self.policy.watchdog_s + self.policy.reconnect_timeout_s + 5.0
         waited_s = 0.0
         warned = False
-        while True:
+        while until is None or not until.is_set():
             try:
                 item = self._queue.get(timeout=0.1)
             except queue.Empty:

@@ -19,6 +19,7 @@ from livesegment.capture import CapturePolicy, CaptureThread
 from livesegment.controls import ViewState
 from livesegment.errors import LivesegmentError, OutputError
 from livesegment.filters import select
+from livesegment.interrupts import StopRequest
 from livesegment.media import CONTAINER_SUFFIXES, MediaWriter
 from livesegment.models import ModelSpec
 from livesegment.overlay import OverlayStyle, annotate
@@ -180,50 +181,57 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> 
     jsonl: JsonlSink | None = None
     recorder: _Recorder | None = None
     summary = RunSummary(is_live=source.info.is_live)
-    try:
-        show = display_available() if options.display is None else options.display
-        window = WindowSink() if show else None
-        segment, unmold = load(spec, options.verbose)
-        state = ViewState(
-            threshold=spec.default_threshold if options.threshold is None
-            else options.threshold,
-            classes=options.classes, style=options.style)
-        info = source.info
-        recorder = _Recorder(options, source)
-        if options.json_path is not None:
-            jsonl = JsonlSink(options.json_path)
-        policy = CapturePolicy.for_source(source, options.reconnect_timeout_s)
-        capture = CaptureThread(source, options.max_size or spec.input_size, policy)
-        _loop(capture, segment, unmold, state, window, jsonl, recorder, summary, options,
-              info.frame_count)
-        summary.frames_captured = capture.stats.captured
-        summary.frames_dropped = capture.stats.dropped
-        summary.reconnect_attempts = capture.stats.reconnect_attempts
-        summary.final_threshold = state.threshold
-    finally:
-        summary.frames_undecodable = source.undecodable
-        summary.frames_decoded = source.decoded
-        if request.kind == "file" and request.start_s == 0 and request.end_s is None:
-            summary.frames_claimed = source.info.frame_count
+    # From here on Ctrl-C/SIGTERM ask the loop to stop, so outputs close in order.
+    with StopRequest().installed() as stop:
         try:
-            if recorder is not None:
-                recorder.stop()
-                summary.files_written.extend(recorder.closed)
+            show = display_available() if options.display is None else options.display
+            window = WindowSink() if show else None
+            segment, unmold = load(spec, options.verbose)
+            if stop.is_set():
+                # Interrupted while the model loaded: stop before creating any output.
+                summary.stopped_early = "interrupted"
+                return summary
+            state = ViewState(
+                threshold=spec.default_threshold if options.threshold is None
+                else options.threshold,
+                classes=options.classes, style=options.style)
+            info = source.info
+            recorder = _Recorder(options, source)
+            if options.json_path is not None:
+                jsonl = JsonlSink(options.json_path)
+            policy = CapturePolicy.for_source(source, options.reconnect_timeout_s)
+            capture = CaptureThread(source, options.max_size or spec.input_size, policy)
+            _loop(capture, segment, unmold, state, window, jsonl, recorder, summary, options,
+                  info.frame_count, stop)
+            summary.frames_captured = capture.stats.captured
+            summary.frames_dropped = capture.stats.dropped
+            summary.reconnect_attempts = capture.stats.reconnect_attempts
+            summary.final_threshold = state.threshold
         finally:
-            if jsonl is not None:
-                jsonl.flush_pending()
-                jsonl.write_summary(summary.to_json())
-                jsonl.close()
-                summary.files_written.append(jsonl.path)
-        if window is not None:
-            window.close()
-        source.release()
+            summary.frames_undecodable = source.undecodable
+            summary.frames_decoded = source.decoded
+            if request.kind == "file" and request.start_s == 0 and request.end_s is None:
+                summary.frames_claimed = source.info.frame_count
+            try:
+                if recorder is not None:
+                    recorder.stop()
+                    summary.files_written.extend(recorder.closed)
+            finally:
+                if jsonl is not None:
+                    jsonl.flush_pending()
+                    jsonl.write_summary(summary.to_json())
+                    jsonl.close()
+                    summary.files_written.append(jsonl.path)
+            if window is not None:
+                window.close()
+            source.release()
     return summary
 
 
 def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewState,
           window: WindowSink | None, jsonl: JsonlSink | None, recorder: _Recorder,
-          summary: RunSummary, options: RunOptions, frame_count: int | None) -> None:
+          summary: RunSummary, options: RunOptions, frame_count: int | None,
+          stop: StopRequest) -> None:
     inference_fps = FpsMeter()
     stopwatch = Stopwatch()
     started = time.monotonic()
@@ -232,7 +240,7 @@ def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewS
                     leave=False, dynamic_ncols=True)
     try:
         with capture, progress:
-            for frame in capture.frames():
+            for frame in capture.frames(until=stop.event):
                 with stopwatch:
                     # TensorFlow logs while it finishes building the graph on the first call.
                     with tfenv.silenced_stderr(first_call and not options.verbose):
@@ -257,12 +265,17 @@ def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewS
                 summary.latencies_ms.append((time.monotonic() - frame.captured_at) * 1000)
                 progress.update()
                 if window is not None:
-                    _interact(window, picture, state, recorder, summary, options)
+                    _interact(window, picture, state, recorder, summary, options, stop)
                     if state.quit:
                         summary.stopped_early = "quit from the window"
                         break
+                if stop.is_set():
+                    break
         summary.elapsed_s = time.monotonic() - started
+        if stop.is_set():
+            summary.stopped_early = "interrupted"
     except KeyboardInterrupt:
+        # A second signal: the run was stuck somewhere it could not check ``stop``.
         summary.elapsed_s = time.monotonic() - started
         summary.stopped_early = "interrupted"
     except LivesegmentError as error:
@@ -273,7 +286,7 @@ def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewS
 
 
 def _interact(window: WindowSink, picture: np.ndarray, state: ViewState, recorder: _Recorder,
-              summary: RunSummary, options: RunOptions) -> None:
+              summary: RunSummary, options: RunOptions, stop: StopRequest) -> None:
     """Show the picture and apply keys; while paused, keep polling without new frames."""
     key = window.show(picture)
     while True:
@@ -289,6 +302,6 @@ def _interact(window: WindowSink, picture: np.ndarray, state: ViewState, recorde
         if state.record_toggle_requested:
             state.record_toggle_requested = False
             recorder.toggle()
-        if not state.paused or state.quit:
+        if not state.paused or state.quit or stop.is_set():
             return
         key = window.show(picture, wait_ms=30)

@@ -14,6 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
+# Selects tf-keras before any fixture imports TensorFlow (running one test file alone).
+import livesegment  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLE_VIDEO = ROOT / "sample_videos" / "shapes.avi"
