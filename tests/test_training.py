@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 import numpy as np
+import pytest
 
 from livesegment import training
 from livesegment.models import read_weights_file
@@ -18,7 +19,7 @@ def test_two_steps_train_and_load_verified(tmp_path):
     spec = dataclasses.replace(training.shapes_spec(out, input_size=128), pyramid_size=16,
                                fc_layers_size=32)
     settings = training.TrainSettings(steps=2, seed=5, batch=1, train_rois_per_image=8,
-                                      log_every=1)
+                                      log_every=1, class_loss_weight=10.0)
     lines: list[str] = []
 
     result = training.train(spec, settings, out, on_log=lines.append)
@@ -26,6 +27,12 @@ def test_two_steps_train_and_load_verified(tmp_path):
     assert result.steps == 2
     assert set(training.LOSS_NAMES) <= result.last_losses.keys()
     assert all(math.isfinite(v) for v in result.last_losses.values()), result.last_losses
+    # The parts are logged unweighted; the optimised total weighs the classifier's tenfold
+    # (plus a weight decay far below the tolerance).
+    parts = {name: result.last_losses[name] for name in training.LOSS_NAMES}
+    weighted = sum(parts.values()) + 9.0 * parts["mrcnn_class_loss"]
+    assert parts["mrcnn_class_loss"] > 0.01
+    assert result.last_losses["loss"] == pytest.approx(weighted, abs=0.01), result.last_losses
     assert sum(line.startswith("step ") and "/2 " in line for line in lines) == 2
     assert read_weights_file(out).backbone == "tinynet"
     assert result.spec.sha256 is not None
