@@ -98,6 +98,9 @@ class EvalReport(_MatchRatios):
         false_detections_on_empty: Detections on those frames.
         empty_frames_with_detections: Empty truth frames with at least one detection.
         per_class: Scores by class name, sorted by name; every class in either file.
+        wrong_class: (truth class, detected class, count) of unmatched detections that outline
+            an unmatched truth object of another class at the IoU threshold, most frequent
+            first: the model found the object but named it wrongly.
     """
 
     iou_threshold: float
@@ -112,6 +115,7 @@ class EvalReport(_MatchRatios):
     false_detections_on_empty: int
     empty_frames_with_detections: int
     per_class: tuple[ClassScore, ...]
+    wrong_class: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def false_detections_per_empty_frame(self) -> float:
@@ -146,6 +150,12 @@ class EvalReport(_MatchRatios):
                 f"({c.matched}/{c.truth_objects})  precision {_fmt(c.precision)} "
                 f"({c.matched}/{c.detections})"
             )
+        if self.wrong_class:
+            named = ", ".join(f"{truth} as {detected} {count}"
+                              for truth, detected, count in self.wrong_class)
+            total = sum(count for *_, count in self.wrong_class)
+            lines.append(f"wrong class        {total} detections outline an object of another "
+                         f"class: {named}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:
@@ -175,6 +185,8 @@ class EvalReport(_MatchRatios):
                 }
                 for c in self.per_class
             },
+            "wrong_class": [{"truth": truth, "detected_as": detected, "count": count}
+                            for truth, detected, count in self.wrong_class],
         }
 
 
@@ -242,25 +254,33 @@ def load_jsonl_frames(path: str | Path) -> list[FrameRecord]:
 
 def _match_frame(
     detections: tuple[Instance, ...], truths: tuple[Instance, ...], iou_threshold: float
-) -> list[tuple[int, int, float]]:
-    """Greedy matches as (detection index, truth index, IoU)."""
+) -> tuple[list[tuple[int, int, float]], list[tuple[int, int, float]]]:
+    """Greedy same-class matches, then greedy matches of the remaining detections to the
+    remaining truth objects of another class; both as (detection index, truth index, IoU)."""
     if not detections or not truths:
-        return []
+        return [], []
     ious = np.asarray(
         mask_utils.iou([d.rle for d in detections], [t.rle for t in truths], [0] * len(truths))
     ).reshape(len(detections), len(truths))
     same_class = np.array([[d.class_name == t.class_name for t in truths] for d in detections])
-    candidates = np.where(same_class & (ious >= iou_threshold), ious, -1.0)
-    taken = np.zeros(len(truths), bool)
-    matches = []
+    overlapping = ious >= iou_threshold
     # Stable sort: equal scores keep file order, so results do not depend on sort internals.
-    for d in sorted(range(len(detections)), key=lambda i: -detections[i].score):
-        row = np.where(taken, -1.0, candidates[d])
-        t = int(np.argmax(row))
-        if row[t] >= 0.0:
-            taken[t] = True
-            matches.append((d, t, float(ious[d, t])))
-    return matches
+    by_score = sorted(range(len(detections)), key=lambda i: -detections[i].score)
+    taken_truth = np.zeros(len(truths), bool)
+    matched_detection = np.zeros(len(detections), bool)
+    matches, misnamed = [], []
+    for allowed, found in ((same_class & overlapping, matches),
+                           (~same_class & overlapping, misnamed)):
+        candidates = np.where(allowed, ious, -1.0)
+        for d in by_score:
+            if matched_detection[d]:
+                continue
+            row = np.where(taken_truth, -1.0, candidates[d])
+            t = int(np.argmax(row))
+            if row[t] >= 0.0:
+                taken_truth[t] = matched_detection[d] = True
+                found.append((d, t, float(ious[d, t])))
+    return matches, misnamed
 
 
 def evaluate(
@@ -290,6 +310,7 @@ def evaluate(
     det_count: Counter[str] = Counter()
     match_count: Counter[str] = Counter()
     match_ious: list[float] = []
+    wrong_class: Counter[tuple[str, str]] = Counter()
     empty_frames = false_on_empty = empty_with_detections = 0
     for index in common:
         det, truth = by_index_det[index], by_index_truth[index]
@@ -300,9 +321,12 @@ def evaluate(
             )
         truth_count.update(t.class_name for t in truth.instances)
         det_count.update(d.class_name for d in det.instances)
-        for d, _t, iou in _match_frame(det.instances, truth.instances, iou_threshold):
+        matches, misnamed = _match_frame(det.instances, truth.instances, iou_threshold)
+        for d, _t, iou in matches:
             match_count[det.instances[d].class_name] += 1
             match_ious.append(iou)
+        wrong_class.update((truth.instances[t].class_name, det.instances[d].class_name)
+                           for d, t, _iou in misnamed)
         if not truth.instances:
             empty_frames += 1
             false_on_empty += len(det.instances)
@@ -324,4 +348,6 @@ def evaluate(
         false_detections_on_empty=false_on_empty,
         empty_frames_with_detections=empty_with_detections,
         per_class=per_class,
+        wrong_class=tuple((truth_name, detected, count) for (truth_name, detected), count
+                          in sorted(wrong_class.items(), key=lambda item: (-item[1], item[0]))),
     )

@@ -105,6 +105,27 @@ def test_wrong_class_shifted_mask_and_empty_frame_detections(
     text = report.format()
     assert "n/a" in text and "person" in text
     assert f"{report.matched}/{report.truth_objects}" in text
+    # Found but misnamed is told apart from missed: the shifted mask outlines nothing.
+    assert report.wrong_class == ((first.class_name, wrong_class, 1),)
+    assert f"{first.class_name} as {wrong_class} 1" in text
+    assert report.to_dict()["wrong_class"] == [
+        {"truth": first.class_name, "detected_as": wrong_class, "count": 1}]
+
+
+def test_a_misnamed_duplicate_of_a_matched_object_is_not_a_wrong_class(
+    tmp_path: Path, truth_path: Path, scenes: list[Scene]
+) -> None:
+    dets = _as_detections(scenes)
+    full = next(i for i, s in enumerate(scenes) if s.objects)
+    obj = scenes[full].objects[0]
+    other = "square" if obj.class_name != "square" else "circle"
+    # The misnamed copy scores higher, yet the same-class detection takes the object.
+    dets[full] = [(other, 0.95, obj.mask)] + dets[full]
+    report = evaluate(load_jsonl_frames(_write_detections(tmp_path / "d.jsonl", dets)),
+                      load_jsonl_frames(truth_path))
+    assert report.recall == 1.0
+    assert report.wrong_class == ()
+    assert "wrong class" not in report.format()
 
 
 def test_iou_below_threshold_is_a_miss_and_above_is_a_match(
