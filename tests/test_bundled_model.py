@@ -17,10 +17,6 @@ from livesegment.filters import select
 from livesegment.models import read_weights_file, resolve_model
 from livesegment.sinks import encode_mask
 
-BELOW_BAR = pytest.mark.xfail(
-    strict=False,
-    reason="issue 3: the bundled checkpoint is below the quality bar (see models/shapes.json)")
-
 
 def test_default_run_finds_shapes_and_explains_empty_frames(tmp_path):
     needs_bundled_model()
@@ -53,7 +49,6 @@ def test_default_run_finds_shapes_and_explains_empty_frames(tmp_path):
         assert red.mean() > 0.5, f"frame {line['frame']} has no no-detection banner"
 
 
-@BELOW_BAR
 @pytest.mark.parametrize("seed", [12345, 4242])
 def test_bundled_model_meets_the_bar_on_a_fresh_video(tmp_path, seed):
     # Issue 3's acceptance, through the commands a user runs: a video the model never saw
