@@ -121,9 +121,8 @@ def train_overrides(settings: TrainSettings) -> dict[str, object]:
         "POST_NMS_ROIS_TRAINING": 400,
         "MAX_GT_INSTANCES": 8,
         "LEARNING_RATE": settings.lr,
-        "LOSS_WEIGHTS": {"rpn_class_loss": 1.0, "rpn_bbox_loss": 1.0,
-                         "mrcnn_class_loss": settings.class_loss_weight,
-                         "mrcnn_bbox_loss": 1.0, "mrcnn_mask_loss": 1.0},
+        "LOSS_WEIGHTS": dict.fromkeys(LOSS_NAMES, 1.0)
+        | {"mrcnn_class_loss": settings.class_loss_weight},
     }
 
 
