@@ -274,6 +274,7 @@ def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewS
         summary.elapsed_s = time.monotonic() - started
         if stop.is_set():
             summary.stopped_early = "interrupted"
+            log.info("%s received: stopped between frames, outputs closed", stop.signal_name)
     except KeyboardInterrupt:
         # A second signal: the run was stuck somewhere it could not check ``stop``.
         summary.elapsed_s = time.monotonic() - started
