@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -194,3 +195,29 @@ def no_leaked_threads():
             break
         time.sleep(0.05)
     assert not alive, f"threads outlived the test: {alive}"
+
+
+def probe(path):
+    """(video codec, frames decoded, average rate, video duration s, audio duration s|None)."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio_duration = None
+        if container.streams.audio:
+            audio = container.streams.audio[0]
+            last_end = 0.0
+            for packet in container.demux(audio):
+                if packet.pts is not None:
+                    last_end = max(last_end, float((packet.pts + packet.duration)
+                                                   * packet.time_base))
+            audio_duration = last_end
+        container.seek(0)
+        times = []
+        for packet in container.demux(video=0):
+            try:  # a player skips a damaged last packet (a full disk cut it short)
+                times += [float(frame.time) for frame in packet.decode()]
+            except av.error.FFmpegError:
+                pass
+        codec = video.codec_context.name
+        rate = video.average_rate
+    step = times[1] - times[0] if len(times) > 1 else 0
+    return codec, len(times), rate, (times[-1] + step if times else 0.0), audio_duration

@@ -8,17 +8,12 @@ import os
 import signal
 import time
 
-import av
 import pytest
+from conftest import probe
 
 from livesegment.interrupts import StopRequest
 from livesegment.models import spec_from_card
 from livesegment.pipeline import RunOptions, load_segmenter, run
-
-
-def _frames_in(path) -> int:
-    with av.open(str(path)) as container:
-        return sum(1 for _ in container.decode(video=0))
 
 
 def _deliver(signum: int) -> None:
@@ -75,7 +70,7 @@ def test_signal_during_inference_finishes_and_records_that_frame(
     lines = [json.loads(line) for line in dets.read_text().splitlines()]
     assert [line["frame"] for line in lines[:-1]] == list(range(6))
     assert lines[-1]["summary"]["stopped_early"] == "interrupted"
-    assert _frames_in(out) == 6
+    assert probe(out)[1] == 6
     assert summary.frames_dropped == summary.frames_captured - summary.frames_processed
 
 

@@ -13,7 +13,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from conftest import ROOT, invoke_cli, needs_shared_data, run_cli, write_video
+from conftest import ROOT, invoke_cli, needs_shared_data, probe, run_cli, write_video
 
 
 def make_av_source(path, seconds: float = 3.0, rate=Fraction(15), size_wh=(320, 240),
@@ -48,32 +48,6 @@ def make_av_source(path, seconds: float = 3.0, rate=Fraction(15), size_wh=(320, 
             for packet in sound.encode(None):
                 container.mux(packet)
     return path
-
-
-def probe(path):
-    """(video codec, frames decoded, average rate, video duration s, audio duration s|None)."""
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        audio_duration = None
-        if container.streams.audio:
-            audio = container.streams.audio[0]
-            last_end = 0.0
-            for packet in container.demux(audio):
-                if packet.pts is not None:
-                    last_end = max(last_end, float((packet.pts + packet.duration)
-                                                   * packet.time_base))
-            audio_duration = last_end
-        container.seek(0)
-        times = []
-        for packet in container.demux(video=0):
-            try:  # a player skips a damaged last packet (a full disk cut it short)
-                times += [float(frame.time) for frame in packet.decode()]
-            except av.error.FFmpegError:
-                pass
-        codec = video.codec_context.name
-        rate = video.average_rate
-    step = times[1] - times[0] if len(times) > 1 else 0
-    return codec, len(times), rate, (times[-1] + step if times else 0.0), audio_duration
 
 
 def _run(source, tmp_path, tiny_model, *extra, name="out.mp4"):
