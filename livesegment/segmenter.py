@@ -21,11 +21,14 @@ from livesegment.errors import ModelError
 from livesegment.models import ModelSpec, WeightsFile, read_weights_file
 from livesegment.structures import Candidates, Detections
 
+_VERBOSE = logging.getLogger("livesegment").isEnabledFor(logging.DEBUG)
 tfenv.ensure_legacy_keras()
-tfenv.quiet_tensorflow(verbose=logging.getLogger("livesegment").isEnabledFor(logging.DEBUG))
+tfenv.quiet_tensorflow(verbose=_VERBOSE)
 
-from pixellib.instance.config import Config  # noqa: E402
-from pixellib.instance.mask_rcnn import MaskRCNN, compose_image_meta  # noqa: E402
+# TensorFlow's C++ core writes its CUDA probing lines straight to fd 2 while it imports.
+with tfenv.silenced_stderr(not _VERBOSE):
+    from pixellib.instance.config import Config
+    from pixellib.instance.mask_rcnn import MaskRCNN, compose_image_meta
 
 from livesegment import tinynet  # noqa: E402
 

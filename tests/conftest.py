@@ -133,13 +133,13 @@ def tiny_spec(weights: Path, class_names=TINY_CLASSES):
                      default_threshold=0.5)
 
 
-def run_cli(*args: str, timeout_s: float = 600, env: dict | None = None
-            ) -> subprocess.CompletedProcess:
-    """Run ``python -m livesegment ARGS`` as a user would, capturing both streams."""
+def run_cli(*args: str, timeout_s: float = 600, env: dict | None = None,
+            module: str = "livesegment") -> subprocess.CompletedProcess:
+    """Run ``python -m MODULE ARGS`` as a user would, capturing both streams."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("TF_USE_LEGACY_KERAS", None)  # prove the package sets it itself
     full_env.pop("DISPLAY", None)
-    return subprocess.run([sys.executable, "-m", "livesegment", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout_s, env=full_env)
 
 

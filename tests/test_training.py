@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from livesegment import training
 from livesegment.models import read_weights_file
@@ -90,3 +91,12 @@ def test_head_rois_hold_every_truth_object_and_background_from_the_first_step(tm
         keras_model.inputs, [rois, class_ids])(empty)
     assert not empty_ids.any()
     assert empty_rois.any(axis=2).all(), "an empty image gets background ROIs, not padding"
+
+
+@pytest.mark.parametrize("module", ["livesegment.training", "livesegment.quality"])
+def test_developer_commands_keep_tensorflow_off_stderr(module):
+    # The README sends people to these two; TensorFlow's import noise is not theirs to read.
+    result = run_cli("--help", module=module)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "Usage:" in result.stdout
