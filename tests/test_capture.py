@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import cv2
 import numpy as np
 import pytest
 from conftest import index_of_frame
@@ -28,6 +29,26 @@ def test_rgb_is_converted_once_from_bgr():
     rgb = to_model_rgb(bgr, 20)
     assert rgb[0, 0].tolist() == [0, 0, 255]
     assert processing_size_wh((640, 480), 256) == (256, 192)
+
+
+@pytest.mark.parametrize("suffix, fourcc", [(".avi", "MJPG"), (".mp4", "mp4v")])
+def test_frames_from_a_file_reach_the_model_as_rgb(tmp_path, suffix, fourcc):
+    # The colour-order contract end to end: a file OpenCV decodes to BGR arrives as RGB.
+    red_rgb, blue_rgb = (230, 20, 20), (20, 20, 230)
+    picture_rgb = np.zeros((120, 160, 3), np.uint8)
+    picture_rgb[:, :80], picture_rgb[:, 80:] = red_rgb, blue_rgb
+    path = tmp_path / f"colours{suffix}"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (160, 120))
+    for _ in range(3):
+        writer.write(cv2.cvtColor(picture_rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+    with CaptureThread(open_source(str(path)), long_side=64, queue_size=2) as capture:
+        frames = list(capture.frames())
+    assert len(frames) == 3
+    for frame in frames:
+        left, right = frame.rgb[8:-8, 4:24].reshape(-1, 3), frame.rgb[8:-8, -24:-4].reshape(-1, 3)
+        assert np.abs(left.mean(axis=0) - red_rgb).max() < 20, left.mean(axis=0)
+        assert np.abs(right.mean(axis=0) - blue_rgb).max() < 20, right.mean(axis=0)
 
 
 def test_slow_consumer_blocks_producer_not_drops(video_factory):
