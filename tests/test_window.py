@@ -43,15 +43,20 @@ def _x(display: str, *args: str) -> subprocess.CompletedProcess:
                           timeout=30)
 
 
-def _screenshot(display: str, window: str) -> np.ndarray:
-    """The window's own pixels, wherever the X server placed it."""
+def _screenshot(display: str, window: str) -> np.ndarray | None:
+    """The window's own pixels, wherever the X server placed it; None while it cannot be
+    captured (xwd refuses a window that is not mapped yet)."""
     xwd = _x(display, "xwd", "-id", window, "-silent").stdout
+    if not xwd:
+        return None
     png = subprocess.run(["convert", "xwd:-", "png:-"], input=xwd, capture_output=True,
                          timeout=30).stdout
-    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR) if png else None
 
 
-def _shows_hud(screen: np.ndarray) -> bool:
+def _shows_hud(screen: np.ndarray | None) -> bool:
+    if screen is None:
+        return False
     hud = screen[:80, :400]
     white_text = (hud > 230).all(axis=2).sum()
     dark_strip = (hud < 70).all(axis=2).sum()
@@ -61,7 +66,8 @@ def _shows_hud(screen: np.ndarray) -> bool:
 def _window_id(display: str, timeout_s: float = 120) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found = _x(display, "xdotool", "search", "--name", "^livesegment$").stdout.split()
+        found = _x(display, "xdotool", "search", "--onlyvisible", "--name",
+                   "^livesegment$").stdout.split()
         if found:
             return found[0].decode()
         time.sleep(0.5)
@@ -88,6 +94,7 @@ def test_window_shows_masks_and_hud_and_obeys_keys(tmp_path, x_display, shapes_v
                 raise AssertionError(f"livesegment exited early ({process.returncode}): "
                                      f"{process.communicate()[1]}")
             if time.monotonic() > deadline:
+                assert before is not None, "the window could never be captured with xwd"
                 cv2.imwrite(str(tmp_path / "no_hud.png"), before)
                 raise AssertionError(f"no HUD (white text on a dark strip) appeared; "
                                      f"screen saved to {tmp_path / 'no_hud.png'}")
@@ -99,6 +106,7 @@ def test_window_shows_masks_and_hud_and_obeys_keys(tmp_path, x_display, shapes_v
         _x(x_display, "xdotool", "key", "--window", window, "plus")
         time.sleep(1.5)
         after = _screenshot(x_display, window)
+        assert after is not None, "the window could not be captured after a key press"
         threshold_line = (slice(50, 80), slice(0, 400))
         assert not np.array_equal(before[threshold_line], after[threshold_line])
 
