@@ -21,16 +21,11 @@ from livesegment.errors import ModelError
 from livesegment.models import ModelSpec, WeightsFile, read_weights_file
 from livesegment.structures import Candidates, Detections
 
-_VERBOSE = logging.getLogger("livesegment").isEnabledFor(logging.DEBUG)
-tfenv.ensure_legacy_keras()
-tfenv.quiet_tensorflow(verbose=_VERBOSE)
-
-# TensorFlow's C++ core writes its CUDA probing lines straight to fd 2 while it imports.
-with tfenv.silenced_stderr(not _VERBOSE):
+with tfenv.importing_tensorflow():
     from pixellib.instance.config import Config
     from pixellib.instance.mask_rcnn import MaskRCNN, compose_image_meta
 
-from livesegment import tinynet  # noqa: E402
+from livesegment import tinynet
 
 log = logging.getLogger(__name__)
 

@@ -73,3 +73,14 @@ def silenced_stderr(enabled: bool = True) -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def importing_tensorflow() -> Iterator[None]:
+    """Import TensorFlow (or PixelLib) inside this block: tf-keras selected, and TensorFlow's
+    import lines kept off the terminal unless its logging is on (TF_CPP_MIN_LOG_LEVEL=0, set
+    by ``livesegment --verbose`` or by the user)."""
+    ensure_legacy_keras()
+    quiet_tensorflow(verbose=logging.getLogger("livesegment").isEnabledFor(logging.DEBUG))
+    with silenced_stderr(os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"):
+        yield

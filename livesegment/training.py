@@ -31,20 +31,15 @@ import numpy as np
 
 from livesegment import tfenv
 
-_VERBOSE = logging.getLogger("livesegment").isEnabledFor(logging.DEBUG)
-tfenv.ensure_legacy_keras()
-tfenv.quiet_tensorflow(verbose=_VERBOSE)
-
-# TensorFlow's C++ core writes its CUDA probing lines straight to fd 2 while it imports.
-with tfenv.silenced_stderr(not _VERBOSE):
+with tfenv.importing_tensorflow():
     import tensorflow as tf
     import tf_keras
     from pixellib.instance import mask_rcnn as mrcnn_model
     from pixellib.instance import utils as mrcnn_utils
     from pixellib.instance.mask_rcnn import build_rpn_targets, compose_image_meta
 
-from livesegment import segmenter, shapes, tinynet  # noqa: E402
-from livesegment.models import ModelSpec, sha256_of, write_card  # noqa: E402
+from livesegment import segmenter, shapes, tinynet
+from livesegment.models import ModelSpec, sha256_of, write_card
 
 log = logging.getLogger(__name__)
 
