@@ -1,22 +1,41 @@
 """livesegment: real-time video instance segmentation with PixelLib's Mask R-CNN.
 
-The whole loop, as ``livesegment run`` does it::
+The loop, as ``livesegment run`` does it::
 
-    from livesegment import models, pipeline
-    spec = models.resolve_model("shapes")
-    summary = pipeline.run(pipeline.RunOptions(source="sample_videos/shapes.avi",
-                                               output="out.mp4", json_path="dets.jsonl",
-                                               display=False), spec)
-    print(summary.format())
+    import livesegment
 
-Importing the package selects tf-keras (``TF_USE_LEGACY_KERAS=1``) before TensorFlow loads.
+    detector = livesegment.Detector.load("shapes", threshold=0.7)
+    with livesegment.stream("sample_videos/shapes.avi", model=detector) as results:
+        for result in results:
+            names = result.detections.class_names
+            print(result.frame.index, list(names) or result.empty_reason)
+
+Importing the package imports neither TensorFlow nor PixelLib and changes no process state;
+``Detector.load`` imports TensorFlow (with tf-keras selected) when a model is first loaded.
 """
 
-from livesegment import tfenv
+from __future__ import annotations
 
-tfenv.ensure_legacy_keras()
+from typing import TYPE_CHECKING
 
-from livesegment.structures import Detections, Frame  # noqa: E402
+from livesegment.structures import Detections, Frame, FrameResult, RunSummary, StopReason
+
+if TYPE_CHECKING:
+    from livesegment.detector import Detector
+    from livesegment.streaming import ResultStream, stream
 
 __version__ = "0.1.0"
-__all__ = ["Detections", "Frame", "__version__"]
+__all__ = ["Detections", "Detector", "Frame", "FrameResult", "ResultStream", "RunSummary",
+           "StopReason", "__version__", "stream"]
+
+_LAZY = {"Detector": "livesegment.detector", "stream": "livesegment.streaming",
+         "ResultStream": "livesegment.streaming"}
+
+
+def __getattr__(name: str):
+    # Detector and stream pull in OpenCV, h5py and PyAV; plain ``import livesegment`` does not.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'livesegment' has no attribute {name!r}")

@@ -16,33 +16,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from livesegment.detector import to_model_rgb
 from livesegment.errors import SourceError
 from livesegment.sources import VideoSource
 from livesegment.structures import Frame
 from livesegment.timing import FpsMeter
 
 log = logging.getLogger(__name__)
-
-
-def processing_size_wh(size_wh: tuple[int, int], long_side: int) -> tuple[int, int]:
-    """Scale ``size_wh`` so its long side is ``long_side``, keeping the aspect ratio."""
-    width, height = size_wh
-    scale = long_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def to_model_rgb(bgr: np.ndarray, long_side: int) -> np.ndarray:
-    """(H, W, 3) uint8 BGR source frame -> (h, w, 3) uint8 RGB with long side ``long_side``."""
-    height, width = bgr.shape[:2]
-    size_wh = processing_size_wh((width, height), long_side)
-    if size_wh != (width, height):
-        shrinking = size_wh[0] < width
-        bgr = cv2.resize(bgr, size_wh,
-                         interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import re
@@ -15,8 +14,10 @@ import click
 
 from livesegment import tfenv
 from livesegment.errors import LivesegmentError, UsageError
+from livesegment.filters import check_class_names
 from livesegment.models import ModelSpec, resolve_model
 from livesegment.overlay import OverlayStyle
+from livesegment.structures import StopReason
 
 log = logging.getLogger("livesegment")
 
@@ -28,22 +29,15 @@ def _split_names(value: str | None) -> tuple[str, ...] | None:
     return names or None
 
 
-def check_classes(requested: tuple[str, ...] | None, spec: ModelSpec) -> frozenset[str] | None:
-    """Reject unknown class names, suggesting the closest ones the model knows.
+# Library errors name the argument; the user typed a flag.
+FLAGS = {"classes": "--classes", "threshold": "--threshold", "output": "--output",
+         "json_path": "--json", "max_size": "--max-size", "codec": "--codec",
+         "source": "SOURCE", "model": "--model", "class_names": "--class-names"}
 
-    Raises:
-        UsageError: naming the unknown class and its closest matches.
-    """
-    if requested is None:
-        return None
-    known = spec.object_classes
-    for name in requested:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(close)}?" if close else \
-                f"the model knows: {', '.join(known[:12])}{', …' if len(known) > 12 else ''}"
-            raise UsageError(f"--classes: unknown class {name!r} for model {spec.name}; {hint}")
-    return frozenset(requested)
+
+def _message(error: LivesegmentError) -> str:
+    flag = FLAGS.get(error.parameter or "")
+    return f"{flag}: {error}" if flag else str(error)
 
 
 class SizeType(click.ParamType):
@@ -72,9 +66,9 @@ class LivesegmentGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UsageError as error:
-            raise click.UsageError(str(error), ctx) from None
+            raise click.UsageError(_message(error), ctx) from None
         except LivesegmentError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(_message(error)) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as error:
@@ -101,6 +95,11 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if verbose
                         else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozenset[str] | None:
+    # Checked before the model loads, so a typo costs no wait.
+    return None if names is None else check_class_names(names, spec.object_classes, spec.name)
 
 
 @main.command()
@@ -184,7 +183,7 @@ def run(ctx: click.Context, source: str, model_name: str | None, threshold: floa
         json_path=json_path,
         display=display,
         threshold=threshold,
-        classes=check_classes(_split_names(classes), spec),
+        classes=_checked_classes(_split_names(classes), spec),
         max_size=max_size,
         style=OverlayStyle(masks=masks, boxes=boxes, labels=labels),
         verbose=ctx.meta["livesegment.verbose"],
@@ -192,9 +191,9 @@ def run(ctx: click.Context, source: str, model_name: str | None, threshold: floa
     )
     summary = pipeline.run(options, spec)
     click.echo(summary.format())
-    if summary.failure:
+    if summary.stop_reason is StopReason.FAILED:
         raise click.ClickException(summary.failure)
-    if summary.stopped_early == "interrupted":
+    if summary.stop_reason is StopReason.INTERRUPTED:
         ctx.exit(130)
 
 

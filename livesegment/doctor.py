@@ -240,7 +240,7 @@ def check_writers() -> list[Check]:
 
 
 def check_tensorflow() -> list[Check]:
-    with tfenv.silenced_stderr():
+    with tfenv.importing_tensorflow():
         import tensorflow as tf
         import tf_keras
     gpus = tf.config.list_physical_devices("GPU")
@@ -255,7 +255,8 @@ def check_tensorflow() -> list[Check]:
     else:
         keras = Check("Keras", "fail", f"TF_USE_LEGACY_KERAS={switch}, tf.keras is "
                       f"{tf.keras.__name__}: PixelLib needs Keras 2 (tf-keras)",
-                      "import livesegment before TensorFlow, or export TF_USE_LEGACY_KERAS=1")
+                      "load livesegment's models before importing TensorFlow, or export "
+                      "TF_USE_LEGACY_KERAS=1")
     return [device, keras]
 
 
@@ -318,24 +319,20 @@ def check_smoke_run(video: Path = SAMPLE_VIDEO) -> Check:
     if not ok:
         return Check(name, "fail", f"OpenCV cannot decode {video}",
                      "reinstall OpenCV with `uv sync`")
-    from livesegment.capture import to_model_rgb
-    from livesegment.filters import select
-    from livesegment.pipeline import load_segmenter
+    from livesegment.detector import Detector
 
     try:
-        segment, _ = load_segmenter(spec)
+        detector = Detector.load(spec)
     except ModelError as error:
         return Check(name, "fail", str(error), f"`livesegment models verify {spec.weights}`")
     started = time.monotonic()
-    with tfenv.silenced_stderr():
-        candidates = segment(to_model_rgb(bgr, spec.input_size), bgr.shape[:2])
+    detections = detector(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     elapsed_ms = (time.monotonic() - started) * 1000
-    selection = select(candidates, spec.default_threshold)
-    found = sorted(candidates.class_names[selection.keep].tolist())
+    found = sorted(detections.class_names.tolist())
     where = f"frame {frame_index} of {video.name} (truth: {', '.join(sorted(expected))})"
     if not found:
         return Check(name, "fail", f"{spec.name} found nothing on {where}: "
-                     f"{selection.empty_reason}",
+                     f"{detections.empty_reason}",
                      f"the weights loaded completely, so the model itself is too weak at "
                      f"threshold {spec.default_threshold:.2f}: retrain it (python -m "
                      "livesegment.training) or lower default_threshold in its card")

@@ -1,10 +1,18 @@
-"""Typed errors. Only ``cli.py`` turns them into click errors and exit codes."""
+"""Typed errors. Only the CLI turns them into click errors and exit codes."""
 
 from __future__ import annotations
 
 
 class LivesegmentError(Exception):
-    """Base of every error a user can cause; its message is one line naming the fix."""
+    """Base of every error a user can cause; its message is one line naming the fix.
+
+    Messages name no command-line flags: ``parameter`` says which argument of the library call
+    was wrong (``"output"``, ``"classes"``), and the CLI puts its own flag in front.
+    """
+
+    def __init__(self, message: str, *, parameter: str | None = None):
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class SourceError(LivesegmentError):

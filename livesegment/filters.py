@@ -5,10 +5,12 @@ Every empty result gets a reason, so "nothing captured" is never silent.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 import numpy as np
 
+from livesegment.errors import UsageError
 from livesegment.structures import Candidates
 
 # Mask R-CNN suppresses duplicates per class only, so one shape can come back as both a square
@@ -80,3 +82,20 @@ def select(candidates: Candidates, threshold: float,
     best = pool[0]
     return Selection(kept, f"best: {candidates.class_names[best]} "
                            f"{candidates.scores[best]:.2f} < {threshold:.2f}")
+
+
+def check_class_names(names, known: tuple[str, ...], model_name: str) -> frozenset[str]:
+    """``names`` as a set, if every one is in ``known``.
+
+    Raises:
+        UsageError: naming the unknown class and the closest known ones.
+    """
+    names = tuple(names)
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}?" if close else \
+                f"the model knows: {', '.join(known[:12])}{', …' if len(known) > 12 else ''}"
+            raise UsageError(f"unknown class {name!r} for model {model_name}; {hint}",
+                             parameter="classes")
+    return frozenset(names)

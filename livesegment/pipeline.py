@@ -1,7 +1,13 @@
-"""Wires source -> capture thread -> segmenter -> filters -> overlay -> sinks."""
+"""``run()``: the driver behind ``livesegment run``. stream -> annotate -> sinks.
+
+Cheap checks (outputs, source, display) come first and the model after; output files are
+created only once the model is ready; every sink is opened under one ``ExitStack`` and closed,
+playable, whatever happens.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -14,25 +20,26 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from livesegment import tfenv
-from livesegment.capture import CapturePolicy, CaptureThread
 from livesegment.controls import ViewState
+from livesegment.detector import Detector
 from livesegment.errors import LivesegmentError, OutputError
-from livesegment.filters import select
 from livesegment.interrupts import StopRequest
 from livesegment.media import CONTAINER_SUFFIXES, MediaWriter
 from livesegment.models import ModelSpec
 from livesegment.overlay import OverlayStyle, annotate
+from livesegment.paths import check_no_overwrite
 from livesegment.sinks import (
     JsonlSink,
     PacedRecorder,
+    Sink,
     WindowSink,
     check_output_path,
     display_available,
 )
 from livesegment.sources import SourceRequest, VideoSource, open_source, parse_source
-from livesegment.structures import Candidates, Detections, FrameResult, RunSummary
-from livesegment.timing import FpsMeter, Stopwatch
+from livesegment.streaming import ResultStream
+from livesegment.structures import FrameResult, RunSummary, StopReason
+from livesegment.timing import FpsMeter
 
 log = logging.getLogger(__name__)
 
@@ -68,241 +75,251 @@ class RunOptions:
     audio: bool = True
 
 
-Segment = Callable[[np.ndarray, tuple[int, int]], Candidates]
-Unmold = Callable[[Candidates, np.ndarray], Detections]
-Loader = Callable[[ModelSpec, bool], tuple[Segment, Unmold]]
+# (spec, options) -> a loaded Detector; tests pass engines of their own here.
+Loader = Callable[[ModelSpec, RunOptions], Detector]
 
 
-def load_segmenter(spec: ModelSpec, verbose: bool = False) -> tuple[Segment, Unmold]:
-    """Import TensorFlow, build the network and load verified weights, quietly."""
-    with tfenv.silenced_stderr(not verbose):
-        from livesegment import segmenter
-
-        model = segmenter.Segmenter(spec)
-    return model, segmenter.unmold
+def load_detector(spec: ModelSpec, options: RunOptions) -> Detector:
+    """Build the network and load verified weights (TensorFlow is imported here)."""
+    return Detector.load(spec, threshold=options.threshold, classes=options.classes,
+                         max_size=options.max_size)
 
 
 def _stamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
 
 
-class _Recorder:
-    """The annotated-video output: every frame at its source time for files (with the
-    source's audio), wall-clock paced for live sources."""
+class RecordingSink:
+    """The annotated video: ``--output`` from the start, or takes started and stopped with the
+    ``r`` key. Files keep every frame at its source time (with the source's audio); live
+    sources are paced by the wall clock so they play back at real speed."""
 
     def __init__(self, options: RunOptions, source: VideoSource):
         self.options, self.source = options, source
-        self.live = source.info.is_live
-        self.sink: MediaWriter | PacedRecorder | None = None
-        self.closed: list[Path] = []
+        self.paths: list[Path] = []
+        self.writer: MediaWriter | PacedRecorder | None = None
         self._takes = 0
+        if source.info.is_live:
+            self._clock = lambda result: time.monotonic()
+        else:
+            self._clock = lambda result: result.frame.time_s - source.request.start_s
         if options.output is not None:
             self.start()
 
-    def start(self) -> None:
+    def _next_path(self) -> Path:
         self._takes += 1
         output = self.options.output
         if output is None:
-            path = self.options.snapshot_dir / f"livesegment-{_stamp()}.mp4"
-        elif self._takes > 1:
+            return self.options.snapshot_dir / f"livesegment-{_stamp()}.mp4"
+        if self._takes > 1:
             path = output.with_name(f"{output.stem}-{self._takes}{output.suffix}")
-        else:
-            path = output
-        info, request = self.source.info, self.source.request
-        if self.live:
-            self.sink = PacedRecorder(path, info.size_wh, self.options.output_fps,
-                                      self.options.codec)
-        else:
-            check_output_path(path, "--output", CONTAINER_SUFFIXES)
-            audio = info.has_audio and self.options.audio and request.kind == "file"
-            self.sink = MediaWriter(path, info.size_wh, info.rate or Fraction(30),
-                                    self.options.codec,
-                                    audio_from=Path(str(request.target)) if audio else None,
-                                    audio_start_s=request.start_s, audio_end_s=request.end_s)
+            if self.source.request.kind in ("file", "image"):
+                check_no_overwrite([("SOURCE", Path(str(self.source.request.target)))],
+                                   [("recording", path)])
+            return path
+        return output
+
+    def _open_writer(self, path: Path) -> MediaWriter | PacedRecorder:
+        info, request, options = self.source.info, self.source.request, self.options
+        if info.is_live:
+            return PacedRecorder(path, info.size_wh, options.output_fps, options.codec)
+        check_output_path(path, "--output", CONTAINER_SUFFIXES)
+        audio = info.has_audio and options.audio and request.kind == "file"
+        return MediaWriter(path, info.size_wh, info.rate or Fraction(30), options.codec,
+                           audio_from=Path(str(request.target)) if audio else None,
+                           audio_start_s=request.start_s, audio_end_s=request.end_s)
+
+    @property
+    def recording(self) -> bool:
+        return self.writer is not None
+
+    @property
+    def frames_durable(self) -> int | None:
+        """Frames certainly in the file, when that differs from frames written."""
+        return self.writer.frames_durable if self.writer is not None else None
+
+    def start(self) -> None:
+        path = self._next_path()
+        self.writer = self._open_writer(path)
         log.info("recording to %s", path)
 
     def toggle(self) -> None:
-        if self.sink is None:
+        if self.writer is None:
             self.start()
         else:
-            self.stop()
+            self.close()
 
-    def write(self, picture: np.ndarray, time_s: float) -> None:
-        if isinstance(self.sink, PacedRecorder):
-            self.sink.write(picture, time.monotonic())
-        elif self.sink is not None:
-            self.sink.write(picture, time_s - self.source.request.start_s)
+    def write(self, result: FrameResult, picture: np.ndarray) -> None:
+        if self.writer is not None:
+            self.writer.write(picture, self._clock(result))
 
-    def frames_durable(self) -> int | None:
-        """Frames certainly in the file, when that differs from frames written."""
-        return self.sink.frames_durable if isinstance(self.sink, MediaWriter) else None
-
-    def stop(self) -> None:
-        if self.sink is None:
+    def close(self) -> None:
+        """Finish the current take, if any (the run may start another)."""
+        if self.writer is None:
             return
-        sink, self.sink = self.sink, None
-        if isinstance(sink, PacedRecorder):
-            sink.close(time.monotonic())
-        else:
-            sink.close()
-        self.closed.append(sink.path)
+        writer, self.writer = self.writer, None
+        writer.close()
+        self.paths.append(writer.path)
 
 
-def _hud_lines(state: ViewState, capture: CaptureThread, inference: FpsMeter,
-               stopwatch: Stopwatch, latency_ms: float, recording: bool) -> list[str]:
-    classes = ",".join(sorted(state.classes)) if state.classes else "all"
-    flags = ("  REC" if recording else "") + ("  PAUSED" if state.paused else "")
-    return [
-        f"inference {inference.fps:4.1f} FPS ({stopwatch.last_ms:.0f} ms)  "
-        f"capture {capture.stats.fps.fps:4.1f} FPS",
-        f"latency {latency_ms:.0f} ms  dropped {capture.stats.dropped}{flags}",
-        f"threshold {state.threshold:.2f}  classes: {classes}",
-    ]
+def _close_into(summary: RunSummary, sink: Sink) -> None:
+    sink.close()
+    summary.files_written.extend(path for path in sink.paths
+                                 if path not in summary.files_written)
 
 
-def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> RunSummary:
-    """Segment ``options.source`` until it ends, the user quits or the source fails.
-
-    Cheap checks (outputs, source, display) come first, the model after; output files are
-    created only once the model is ready, and closed (playable) whatever happens. A source
-    that fails mid-run ends the run with ``summary.failure`` set rather than an exception, so
-    the caller can still print what was done.
-
-    Raises:
-        LivesegmentError: a source, model, output or display problem found before the run.
-    """
+def _check_outputs(options: RunOptions, request: SourceRequest) -> None:
     for path, option in ((options.output, "--output"), (options.json_path, "--json")):
         if path is not None:
             check_output_path(path, option)
+    source = Path(str(request.target)) if request.kind in ("file", "image") else None
+    check_no_overwrite([("SOURCE", source)],
+                       [("--output", options.output), ("--json", options.json_path)])
+
+
+def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> RunSummary:
+    """Segment ``options.source`` until it ends, the user quits or the source fails.
+
+    A source that fails mid-run ends the run with ``summary.failure`` set rather than an
+    exception, so the caller can still print what was done.
+
+    Raises:
+        LivesegmentError: a source, model, output or display problem found before the run, or
+            an output that cannot be written.
+    """
     request = options.source if isinstance(options.source, SourceRequest) \
         else parse_source(options.source)
+    _check_outputs(options, request)
     source = open_source(request)
-    window: WindowSink | None = None
-    jsonl: JsonlSink | None = None
-    recorder: _Recorder | None = None
     summary = RunSummary(is_live=source.info.is_live)
     # From here on Ctrl-C/SIGTERM ask the loop to stop, so outputs close in order.
-    with StopRequest().installed() as stop:
+    with StopRequest().installed() as stop, contextlib.ExitStack() as stack:
+        stack.callback(source.release)
+        show = display_available() if options.display is None else options.display
+        controls = ViewState(threshold=0.0, classes=None, style=options.style)
+        window = stack.enter_context(contextlib.closing(WindowSink(controls))) if show else None
+        detector = load(spec, options)
+        if stop.is_set():
+            # Interrupted while the model loaded: stop before creating any output.
+            summary.stop_reason = StopReason.INTERRUPTED
+            return summary
+        controls.threshold, controls.classes = detector.threshold, detector.classes
+        recorder = RecordingSink(options, source)
+        sinks: list[Sink] = []
+        if options.json_path is not None:
+            sinks.append(JsonlSink(options.json_path, summary, follows=recorder))
+            stack.callback(_close_into, summary, sinks[-1])
+        stack.callback(_close_into, summary, recorder)
+        sinks.append(recorder)
+        if window is not None:
+            sinks.append(window)
+        results = stack.enter_context(ResultStream(
+            source, detector, reconnect_timeout_s=options.reconnect_timeout_s,
+            until=stop.event))
         try:
-            show = display_available() if options.display is None else options.display
-            window = WindowSink() if show else None
-            segment, unmold = load(spec, options.verbose)
-            if stop.is_set():
-                # Interrupted while the model loaded: stop before creating any output.
-                summary.stopped_early = "interrupted"
-                return summary
-            state = ViewState(
-                threshold=spec.default_threshold if options.threshold is None
-                else options.threshold,
-                classes=options.classes, style=options.style)
-            info = source.info
-            recorder = _Recorder(options, source)
-            if options.json_path is not None:
-                jsonl = JsonlSink(options.json_path)
-            policy = CapturePolicy.for_source(source, options.reconnect_timeout_s)
-            capture = CaptureThread(source, options.max_size or spec.input_size, policy)
-            _loop(capture, segment, unmold, state, window, jsonl, recorder, summary, options,
-                  info.frame_count, stop)
-            summary.frames_captured = capture.stats.captured
-            summary.frames_dropped = capture.stats.dropped
-            summary.reconnect_attempts = capture.stats.reconnect_attempts
-            summary.final_threshold = state.threshold
+            _drive(results, sinks, _Session(controls, recorder, window, summary, options, stop))
         finally:
-            summary.frames_undecodable = source.undecodable
-            summary.frames_decoded = source.decoded
-            if request.kind == "file" and request.start_s == 0 and request.end_s is None:
-                summary.frames_claimed = source.info.frame_count
-            try:
-                if recorder is not None:
-                    recorder.stop()
-                    summary.files_written.extend(recorder.closed)
-            finally:
-                if jsonl is not None:
-                    jsonl.flush_pending()
-                    jsonl.write_summary(summary.to_json())
-                    jsonl.close()
-                    summary.files_written.append(jsonl.path)
-            if window is not None:
-                window.close()
-            source.release()
+            results.close()  # the capture thread's queued frames count as dropped from here
+            _finish_summary(summary, results, controls)
     return summary
 
 
-def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewState,
-          window: WindowSink | None, jsonl: JsonlSink | None, recorder: _Recorder,
-          summary: RunSummary, options: RunOptions, frame_count: int | None,
-          stop: StopRequest) -> None:
-    inference_fps = FpsMeter()
-    stopwatch = Stopwatch()
+def _finish_summary(summary: RunSummary, results: ResultStream, controls: ViewState) -> None:
+    stats, source = results.stats, results.source
+    summary.frames_captured = stats.captured
+    summary.frames_dropped = stats.dropped
+    summary.reconnect_attempts = stats.reconnect_attempts
+    summary.final_threshold = controls.threshold
+    summary.frames_undecodable = source.undecodable
+    summary.frames_decoded = source.decoded
+    request = source.request
+    if request.kind == "file" and request.start_s == 0 and request.end_s is None:
+        summary.frames_claimed = source.info.frame_count
+
+
+@dataclass(slots=True)
+class _Session:
+    """What the loop reads and changes besides the results: the viewer's controls, the
+    recording that ``r`` toggles, the window, the summary and the stop request."""
+
+    controls: ViewState
+    recorder: RecordingSink
+    window: WindowSink | None
+    summary: RunSummary
+    options: RunOptions
+    stop: StopRequest
+    inference_fps: FpsMeter = field(default_factory=FpsMeter)
+
+
+def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
+    summary, options = session.summary, session.options
     started = time.monotonic()
-    first_call = True
-    progress = tqdm(total=frame_count, unit="frame", disable=not options.progress or None,
-                    leave=False, dynamic_ncols=True)
+    progress = tqdm(total=results.info.frame_count, unit="frame", leave=False,
+                    disable=not options.progress or None, dynamic_ncols=True)
     try:
-        with capture, progress:
-            for frame in capture.frames(until=stop.event):
-                with stopwatch:
-                    # TensorFlow logs while it finishes building the graph on the first call.
-                    with tfenv.silenced_stderr(first_call and not options.verbose):
-                        candidates = segment(frame.rgb, frame.shape_hw)
-                    first_call = False
-                    selection = select(candidates, state.threshold, state.classes)
-                    detections = unmold(candidates, selection.keep)
-                inference_fps.tick()
-                result = FrameResult(frame, detections, selection.empty_reason,
-                                     len(candidates), stopwatch.last_ms)
+        with progress:
+            for result in results:
+                session.inference_fps.tick()
                 summary.add(result)
-                latency_ms = (time.monotonic() - frame.captured_at) * 1000
-                hud = _hud_lines(state, capture, inference_fps, stopwatch, latency_ms,
-                                 recorder.sink is not None)
-                picture = annotate(frame.bgr, detections, selection.empty_reason, hud,
-                                   state.style)
-                recorder.write(picture, frame.time_s)
-                if jsonl is not None:
-                    # A line appears once its frame is in the video, so a killed run's JSONL
-                    # never lists a frame its video lacks.
-                    jsonl.write(result, durable=recorder.frames_durable())
-                summary.latencies_ms.append((time.monotonic() - frame.captured_at) * 1000)
+                picture = annotate(result.frame.bgr, result.detections, result.empty_reason,
+                                   _hud_lines(results, result, session), session.controls.style)
+                for sink in sinks:
+                    sink.write(result, picture)
+                summary.latencies_ms.append((time.monotonic() - result.frame.captured_at) * 1000)
                 progress.update()
-                if window is not None:
-                    _interact(window, picture, state, recorder, summary, options, stop)
-                    if state.quit:
-                        summary.stopped_early = "quit from the window"
-                        break
-                if stop.is_set():
+                _between_frames(results, picture, session)
+                if session.controls.quit:
+                    summary.stop_reason = StopReason.QUIT
                     break
-        summary.elapsed_s = time.monotonic() - started
-        if stop.is_set():
-            summary.stopped_early = "interrupted"
-            log.info("%s received: stopped between frames, outputs closed", stop.signal_name)
+                if session.stop.is_set():
+                    break
+        if session.stop.is_set():
+            summary.stop_reason = StopReason.INTERRUPTED
+            log.info("%s received: stopped between frames, outputs closed",
+                     session.stop.signal_name)
     except KeyboardInterrupt:
         # A second signal: the run was stuck somewhere it could not check ``stop``.
-        summary.elapsed_s = time.monotonic() - started
-        summary.stopped_early = "interrupted"
+        summary.stop_reason = StopReason.INTERRUPTED
+    except OutputError:
+        raise
     except LivesegmentError as error:
-        if isinstance(error, OutputError):
-            raise
+        summary.fail(str(error))
+    finally:
         summary.elapsed_s = time.monotonic() - started
-        summary.failure = str(error)
 
 
-def _interact(window: WindowSink, picture: np.ndarray, state: ViewState, recorder: _Recorder,
-              summary: RunSummary, options: RunOptions, stop: StopRequest) -> None:
-    """Show the picture and apply keys; while paused, keep polling without new frames."""
-    key = window.show(picture)
+def _between_frames(results: ResultStream, picture: np.ndarray, session: _Session) -> None:
+    """Apply what the viewer asked for; while paused, wait here without new frames."""
+    controls = session.controls
     while True:
-        note = state.handle_key(key)
-        if note:
-            log.info("key: %s", note)
-        if state.snapshot_requested:
-            state.snapshot_requested = False
-            path = options.snapshot_dir / f"livesegment-{_stamp()}.png"
+        results.detector.threshold = controls.threshold
+        results.detector.classes = controls.classes
+        if controls.snapshot_requested:
+            controls.snapshot_requested = False
+            path = session.options.snapshot_dir / f"livesegment-{_stamp()}.png"
             if not cv2.imwrite(str(path), picture):
                 raise OutputError(f"snapshot {path}: could not be written")
-            summary.files_written.append(path)
-        if state.record_toggle_requested:
-            state.record_toggle_requested = False
-            recorder.toggle()
-        if not state.paused or state.quit or stop.is_set():
+            session.summary.files_written.append(path)
+        if controls.record_toggle_requested:
+            controls.record_toggle_requested = False
+            session.recorder.toggle()
+        if not controls.paused or controls.quit or session.stop.is_set():
             return
-        key = window.show(picture, wait_ms=30)
+        if session.window is not None:
+            session.window.poll()
+        else:
+            time.sleep(0.03)
+
+
+def _hud_lines(results: ResultStream, result: FrameResult, session: _Session) -> list[str]:
+    controls, stats = session.controls, results.stats
+    latency_ms = (time.monotonic() - result.frame.captured_at) * 1000
+    classes = ",".join(sorted(controls.classes)) if controls.classes else "all"
+    flags = ("  REC" if session.recorder.recording else "") \
+        + ("  PAUSED" if controls.paused else "")
+    return [
+        f"inference {session.inference_fps.fps:4.1f} FPS ({result.inference_ms:.0f} ms)  "
+        f"capture {stats.fps.fps:4.1f} FPS",
+        f"latency {latency_ms:.0f} ms  dropped {stats.dropped}{flags}",
+        f"threshold {controls.threshold:.2f}  classes: {classes}",
+    ]

@@ -6,10 +6,11 @@
 With ``--write`` it then scores fresh videos (``--cli-seeds``) through ``livesegment run
 --json`` and ``livesegment eval`` in subprocesses, issue 3's acceptance path, into the card.
 
-Each frame goes through the same steps as a live frame (INTER_AREA resize of the long side to
-the model's input size, ``Segmenter``, ``filters.select``, ``unmold``) and is scored with
-``evaluate``. The network runs once per frame; thresholds are swept over the kept candidates,
-so trying several costs almost nothing. The threshold is picked on some videos and reported on
+Each frame goes through the same ``Detector`` as a live frame (BGR decoded, INTER_AREA resize of
+the long side to the model's input size, the network, selection, full-size masks) and is scored
+with ``evaluate``. The detector runs once per frame at threshold 0; selection keeps one label per
+object whatever the threshold, so a threshold then only drops detections under it, and trying
+several costs almost nothing. The threshold is picked on some videos and reported on
 others, so the reported numbers are not tuned to the videos they describe. The picking videos
 hold 1, 3 and 4 shapes at a time: one shape at a time cannot show two shapes confused.
 """
@@ -22,7 +23,6 @@ import math
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +32,10 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from livesegment import filters, shapes
-from livesegment.capture import to_model_rgb
+from livesegment import shapes
+from livesegment.detector import Detector, to_model_rgb
 from livesegment.evaluate import EvalReport, FrameRecord, Instance, evaluate
 from livesegment.models import ModelSpec, read_card, sha256_of, spec_from_card, write_card
-from livesegment.segmenter import Segmenter, unmold
-from livesegment.structures import Candidates
 
 # The conditions the shapes model is judged on (README / model card).
 VIDEO = {"n_frames": 90, "shape_hw": (480, 640), "fps": 15.0, "n_shapes": (1, 4),
@@ -52,10 +50,10 @@ def _rle(mask_hw: np.ndarray) -> dict[str, object]:
 
 @dataclass(frozen=True, slots=True)
 class VideoRun:
-    """Network output and truth for every frame of one simulated video."""
+    """Detections at threshold 0 and truth for every frame of one simulated video."""
 
     seed: int
-    candidates: tuple[Candidates, ...]
+    detections: tuple[FrameRecord, ...]
     truth: tuple[FrameRecord, ...]
     inference_ms: tuple[float, ...]
 
@@ -64,30 +62,31 @@ class VideoRun:
         return float(np.median(self.inference_ms))
 
 
-def run_video(segmenter: Segmenter, seed: int) -> VideoRun:
-    """Run the network over ``shapes.simulate_video(seed, **VIDEO)``."""
-    candidates, truth, times = [], [], []
+def run_video(detector: Detector, seed: int) -> VideoRun:
+    """Run the detector over ``shapes.simulate_video(seed, **VIDEO)``."""
+    found, truth, times = [], [], []
     for index, scene in enumerate(shapes.simulate_video(seed, **VIDEO)):
         # The pipeline decodes BGR and converts while resizing; do exactly that.
-        rgb = to_model_rgb(cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR), segmenter.input_size)
-        started = time.perf_counter()
-        candidates.append(segmenter(rgb, scene.shape_hw))
-        times.append((time.perf_counter() - started) * 1000)
+        bgr = cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR)
+        detections = detector.detect_resized(to_model_rgb(bgr, detector.max_size),
+                                             scene.shape_hw, threshold=0.0)
+        times.append(detector.timings.total_ms)
+        found.append(FrameRecord(index, scene.shape_hw, tuple(
+            Instance(str(name), _rle(mask), float(s)) for name, mask, s in
+            zip(detections.class_names, detections.masks, detections.scores, strict=True))))
         truth.append(FrameRecord(index, scene.shape_hw, tuple(
             Instance(o.class_name, _rle(o.mask)) for o in scene.objects)))
     # The first call builds TF's graph functions; keep it out of the timing.
-    return VideoRun(seed, tuple(candidates), tuple(truth), tuple(times[1:] or times))
+    return VideoRun(seed, tuple(found), tuple(truth), tuple(times[1:] or times))
 
 
 def score(run: VideoRun, threshold: float) -> EvalReport:
-    """Evaluate the run's frames at ``threshold`` after the run-time filters."""
-    frames = []
-    for record, cands in zip(run.truth, run.candidates, strict=True):
-        selection = filters.select(cands, threshold)
-        detections = unmold(cands, selection.keep)
-        frames.append(FrameRecord(record.frame, record.shape_hw, tuple(
-            Instance(str(name), _rle(mask), float(s)) for name, mask, s in
-            zip(detections.class_names, detections.masks, detections.scores, strict=True))))
+    """Evaluate the run's frames keeping detections at or above ``threshold``."""
+    frames = [dataclasses.replace(record, instances=tuple(
+        instance for instance in record.instances
+        # float32, as the detector compares its scores
+        if np.float32(instance.score) >= np.float32(threshold)))
+        for record in run.detections]
     return evaluate(frames, run.truth)
 
 
@@ -196,15 +195,15 @@ def main(card: Path, weights: Path | None, pick_on: str, eval_seed: int, thresho
     own_weights = spec_from_card(card).weights.resolve()
     if write and weights is not None and weights.resolve() != own_weights:
         raise click.UsageError("--write needs the card's own weights; copy the file first")
-    segmenter = Segmenter(spec)
+    detector = Detector.load(spec)
     candidates = [float(t) for t in thresholds.split(",")]
     pick_seeds = [int(seed) for seed in pick_on.split(",") if seed.strip()]
-    threshold, rows = pick_threshold([run_video(segmenter, seed) for seed in pick_seeds],
+    threshold, rows = pick_threshold([run_video(detector, seed) for seed in pick_seeds],
                                      candidates)
     for seed, seed_rows in rows.items():
         _print_rows(f"threshold sweep on seed {seed}:", seed_rows)
     click.echo(f"picked threshold {threshold} (best mean F1 over seeds {pick_on})")
-    run = run_video(segmenter, eval_seed)
+    run = run_video(detector, eval_seed)
     _print_rows(f"for reference, seed {eval_seed}:",
                 [summary(score(run, t), t, run) for t in candidates])
     metrics = {**summary(score(run, threshold), threshold, run), "threshold_picked_on_seeds":

@@ -1,7 +1,7 @@
 """The model edge: the only module that imports TensorFlow and PixelLib (with ``tinynet``).
 
-RGB frames go in; ``Candidates`` (boxes in source pixels) come out, and ``unmold`` turns the
-kept ones into full-size ``Detections``. PixelLib's ``rois`` (y1, x1, y2, x2) and ``masks``
+RGB frames go in; ``Candidates`` (boxes in source pixels) come out; ``detector.Detector`` filters
+them and grows the kept ones' masks to full size. PixelLib's ``rois`` (y1, x1, y2, x2) and ``masks``
 (H, W, N) layouts never leave this module.
 """
 
@@ -13,13 +13,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from livesegment import tfenv
 from livesegment.errors import ModelError
 from livesegment.models import ModelSpec, WeightsFile, read_weights_file
-from livesegment.structures import Candidates, Detections
+from livesegment.structures import Candidates
 
 with tfenv.importing_tensorflow():
     from pixellib.instance.config import Config
@@ -154,11 +153,14 @@ class Segmenter:
                  weights: WeightsFile | None = None, verify: bool = True):
         self.spec = spec
         started = time.monotonic()
-        self.model = build_model(spec, score_floor=score_floor)
-        if weights is None:
-            weights = read_weights_file(spec.weights)
-        if verify:
-            load_verified(self.model.keras_model, weights)
+        # TensorFlow logs on fd 2 while it builds the graph and on the first call.
+        self._quiet_next_call = not tfenv.tensorflow_logging_on()
+        with tfenv.silenced_stderr(self._quiet_next_call):
+            self.model = build_model(spec, score_floor=score_floor)
+            if weights is None:
+                weights = read_weights_file(spec.weights)
+            if verify:
+                load_verified(self.model.keras_model, weights)
         self._class_names = np.array(spec.class_names)
         log.info("model %s ready in %.1fs", spec.name, time.monotonic() - started)
 
@@ -191,8 +193,10 @@ class Segmenter:
             raise ValueError(f"expected (h, w, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
         molded = self._mold(rgb)
         # PixelLib switches TensorFlow to graph mode on import; predict_on_batch runs the graph.
-        outputs = self.model.keras_model.predict_on_batch(
-            [molded.batch, molded.meta, molded.anchors])
+        with tfenv.silenced_stderr(self._quiet_next_call):
+            outputs = self.model.keras_model.predict_on_batch(
+                [molded.batch, molded.meta, molded.anchors])
+        self._quiet_next_call = False
         detections = outputs[0][0]
         masks = outputs[3][0]
         valid = detections[:, 5] > 0
@@ -220,25 +224,3 @@ class Segmenter:
             shape_hw=(int(source_h), int(source_w)),
         )
 
-
-def unmold(candidates: Candidates, keep: np.ndarray) -> Detections:
-    """Full-size masks for the kept candidates only (``keep``: indices or a boolean mask)."""
-    keep = np.arange(len(candidates))[keep]
-    height, width = candidates.shape_hw
-    masks = np.zeros((len(keep), height, width), bool)
-    for row, index in enumerate(keep):
-        x1, y1, x2, y2 = np.round(candidates.xyxy[index]).astype(int)
-        x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
-        x2, y2 = min(x2, width), min(y2, height)
-        if x2 <= x1 or y2 <= y1:
-            continue
-        probs = cv2.resize(candidates.mask_probs[index], (x2 - x1, y2 - y1),
-                           interpolation=cv2.INTER_LINEAR)
-        masks[row, y1:y2, x1:x2] = probs >= 0.5
-    return Detections(
-        xyxy=candidates.xyxy[keep],
-        masks=masks,
-        scores=candidates.scores[keep],
-        class_ids=candidates.class_ids[keep],
-        class_names=candidates.class_names[keep],
-    )

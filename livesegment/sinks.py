@@ -8,16 +8,19 @@ import os
 import re
 import socket
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from livesegment.controls import ViewState
 from livesegment.errors import DisplayError, OutputError
 from livesegment.media import CONTAINER_SUFFIXES, MediaWriter
-from livesegment.structures import Detections, FrameResult
+from livesegment.structures import Detections, FrameResult, RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +69,32 @@ def detections_to_json(detections: Detections) -> list[dict]:
     ]
 
 
-class JsonlSink:
-    """One JSON object per processed frame, flushed as it is written."""
+class Sink(Protocol):
+    """Where processed frames go. ``picture`` is the annotated (H, W, 3) uint8 BGR frame."""
 
-    def __init__(self, path: Path):
+    paths: list[Path]
+
+    def write(self, result: FrameResult, picture: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonlSink:
+    """One JSON object per processed frame, flushed as it is written, then a summary line.
+
+    Args:
+        path: the file (created now, truncated if it exists).
+        summary: the run's summary, written as the last line on ``close()``.
+        follows: a video sink whose ``frames_durable`` a line waits for, so a killed run's
+            JSONL never lists a frame its video lacks; None writes every line at once.
+    """
+
+    def __init__(self, path: Path, summary: RunSummary | None = None, follows=None):
         self.path = Path(path)
         check_output_path(self.path, "--json")
+        self.summary = summary
+        self.follows = follows
+        self.paths = [self.path]
         self._pending: list[FrameResult] = []
         self._queued_total = 0
         try:
@@ -79,16 +102,13 @@ class JsonlSink:
         except OSError as error:
             raise OutputError(f"--json {self.path}: cannot write ({error.strerror})") from error
 
-    def write(self, result: FrameResult, durable: int | None = None) -> None:
-        """Queue ``result``; write queued lines up to ``durable`` frames (None: all)."""
+    def write(self, result: FrameResult, picture: np.ndarray | None = None) -> None:
+        """Queue ``result``; write the queued lines whose frames are durable in the video."""
+        durable = self.follows.frames_durable if self.follows is not None else None
         self._pending.append(result)
         keep = 0 if durable is None else max(0, self._queued_total + 1 - durable)
         self._queued_total += 1
         while len(self._pending) > keep:
-            self._write_line(self._pending.pop(0))
-
-    def flush_pending(self) -> None:
-        while self._pending:
             self._write_line(self._pending.pop(0))
 
     def _write_line(self, result: FrameResult) -> None:
@@ -100,22 +120,27 @@ class JsonlSink:
             "height": height,
             "detections": detections_to_json(result.detections),
         }
+        self._append(record)
+
+    def _append(self, record: dict) -> None:
         try:
             self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
             self._file.flush()
         except OSError as error:
             raise OutputError(f"--json {self.path}: write failed ({error.strerror})") from error
 
-    def write_summary(self, summary: dict) -> None:
-        """The last line; its presence marks a complete file."""
-        try:
-            self._file.write(json.dumps({"summary": summary}, separators=(",", ":")) + "\n")
-            self._file.flush()
-        except OSError as error:
-            raise OutputError(f"--json {self.path}: write failed ({error.strerror})") from error
-
     def close(self) -> None:
-        self._file.close()
+        """Write what is still queued and the summary line, whose presence marks a complete
+        file; safe to call twice."""
+        if self._file.closed:
+            return
+        try:
+            while self._pending:
+                self._write_line(self._pending.pop(0))
+            if self.summary is not None:
+                self._append({"summary": self.summary.to_json()})
+        finally:
+            self._file.close()
 
 
 MAX_WINDOW_WH = (1600, 900)
@@ -173,12 +198,18 @@ def display_available() -> bool:
 
 
 class WindowSink:
-    """A HighGUI window; ``show`` returns False when the user asked to quit (q or Esc)."""
+    """A HighGUI window showing each annotated picture; its keys change ``controls``.
 
-    def __init__(self, title: str = "livesegment"):
+    Raises:
+        DisplayError: no display, or the window cannot be created.
+    """
+
+    def __init__(self, controls: ViewState, title: str = "livesegment"):
         if (problem := display_problem()) is not None:
             raise DisplayError(f"{problem}; run with --no-display")
+        self.controls = controls
         self.title = title
+        self.paths: list[Path] = []
         _point_qt_at_system_fonts()
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO
@@ -188,15 +219,23 @@ class WindowSink:
                                "run with --no-display") from error
         self._sized = False
 
-    def show(self, bgr: np.ndarray, wait_ms: int = 1) -> int:
-        """Show a (H, W, 3) uint8 BGR picture; returns the key pressed, or -1."""
+    def write(self, result: FrameResult, picture: np.ndarray) -> None:
+        """Show the (H, W, 3) uint8 BGR picture and apply the key pressed, if any."""
         if not self._sized:
-            height, width = bgr.shape[:2]
+            height, width = picture.shape[:2]
             scale = min(1.0, MAX_WINDOW_WH[0] / width, MAX_WINDOW_WH[1] / height)
             cv2.resizeWindow(self.title, round(width * scale), round(height * scale))
             self._sized = True
-        cv2.imshow(self.title, bgr)
-        return cv2.waitKey(wait_ms)
+        cv2.imshow(self.title, picture)
+        self._apply(cv2.waitKey(1))
+
+    def poll(self, wait_ms: int = 30) -> None:
+        """Keep the window responsive while no new picture comes (paused)."""
+        self._apply(cv2.waitKey(wait_ms))
+
+    def _apply(self, key: int) -> None:
+        if note := self.controls.handle_key(key):
+            log.info("key: %s", note)
 
     def close(self) -> None:
         cv2.destroyWindow(self.title)
@@ -229,6 +268,11 @@ class PacedRecorder:
     @property
     def frames_written(self) -> int:
         return self._sink.frames_written if self._sink else 0
+
+    @property
+    def frames_durable(self) -> None:
+        # Frames wait here until the rate is measured; a JSONL need not wait for them.
+        return None
 
     def write(self, bgr: np.ndarray, at_s: float) -> None:
         """Add a picture shown at monotonic time ``at_s``."""
@@ -263,10 +307,10 @@ class PacedRecorder:
         self._last = bgr
 
     def close(self, at_s: float | None = None) -> None:
+        """Finish the file; the last picture stays on screen until ``at_s`` (default: now)."""
         if self._sink is None and self._held:
             self._open()
         if self._sink is not None:
-            if at_s is not None and self._last is not None:
-                # The last picture stayed on screen until now.
-                self._write_until(at_s, self._last)
+            if self._last is not None:
+                self._write_until(time.monotonic() if at_s is None else at_s, self._last)
             self._sink.close()

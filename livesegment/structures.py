@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -50,6 +52,7 @@ class Detections:
         scores: (N,) float32 confidences in [0, 1].
         class_ids: (N,) int32 ids into the model's class list (0 is background, never kept).
         class_names: (N,) str names matching ``class_ids``.
+        empty_reason: when nothing was kept, why ("best: circle 0.31 < 0.50"); else None.
     """
 
     xyxy: np.ndarray
@@ -57,6 +60,7 @@ class Detections:
     scores: np.ndarray
     class_ids: np.ndarray
     class_names: np.ndarray
+    empty_reason: str | None = None
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -68,15 +72,20 @@ class Detections:
         _check("class_names", self.class_names, f"({n},)", self.class_names.shape == (n,))
 
     @classmethod
-    def empty(cls, shape_hw: tuple[int, int]) -> Detections:
-        """No instances in a frame of ``shape_hw``."""
+    def empty(cls, shape_hw: tuple[int, int], reason: str | None = None) -> Detections:
+        """No instances in a frame of ``shape_hw``, and why."""
         return cls(
             xyxy=np.zeros((0, 4), np.float32),
             masks=np.zeros((0, *shape_hw), bool),
             scores=np.zeros(0, np.float32),
             class_ids=np.zeros(0, np.int32),
             class_names=np.zeros(0, "<U1"),
+            empty_reason=reason,
         )
+
+    def with_reason(self, reason: str | None) -> Detections:
+        """The same instances, with the reason why none were kept (ignored when some were)."""
+        return dataclasses.replace(self, empty_reason=reason if len(self) == 0 else None)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -122,13 +131,26 @@ class Candidates:
 
 @dataclass(frozen=True, slots=True)
 class FrameResult:
-    """What a processed frame yields: the kept detections and, when none, why."""
+    """What a processed frame yields: the frame, its kept detections and, when none, why.
+
+    Attributes:
+        frame: the captured frame (index, time, BGR pixels, the model's RGB input).
+        detections: kept instances in the frame's pixels.
+        network_ms: time in the network; ``select_ms``: selection and full-size masks.
+    """
 
     frame: Frame
     detections: Detections
-    empty_reason: str | None
-    candidates: int
-    inference_ms: float
+    network_ms: float = 0.0
+    select_ms: float = 0.0
+
+    @property
+    def empty_reason(self) -> str | None:
+        return self.detections.empty_reason
+
+    @property
+    def inference_ms(self) -> float:
+        return self.network_ms + self.select_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +175,15 @@ class VideoInfo:
     has_audio: bool = False
 
 
+class StopReason(enum.Enum):
+    """Why a run ended; the CLI maps it to an exit code."""
+
+    END = "end of the source"
+    QUIT = "quit from the window"
+    INTERRUPTED = "interrupted"
+    FAILED = "the source failed"
+
+
 @dataclass(slots=True)
 class RunSummary:
     """Counts gathered while a run goes; printed at the end."""
@@ -172,7 +203,17 @@ class RunSummary:
     detections_per_class: Counter = field(default_factory=Counter)
     elapsed_s: float = 0.0
     files_written: list[Path] = field(default_factory=list)
-    stopped_early: str | None = None
+    stop_reason: StopReason = StopReason.END
+
+    @property
+    def stopped_early(self) -> str | None:
+        """Who stopped the run before its source ended (a failure is reported as ``failure``)."""
+        if self.stop_reason in (StopReason.QUIT, StopReason.INTERRUPTED):
+            return self.stop_reason.value
+        return None
+
+    def fail(self, message: str) -> None:
+        self.stop_reason, self.failure = StopReason.FAILED, message
 
     @property
     def mean_fps(self) -> float:

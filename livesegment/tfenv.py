@@ -20,7 +20,8 @@ def ensure_legacy_keras() -> None:
         if "tensorflow" in sys.modules:
             raise RuntimeError(
                 "TensorFlow was imported before livesegment could set TF_USE_LEGACY_KERAS=1; "
-                "import livesegment first or export TF_USE_LEGACY_KERAS=1"
+                "load a livesegment model before importing TensorFlow, or export "
+                "TF_USE_LEGACY_KERAS=1"
             )
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
@@ -38,7 +39,9 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     warnings.filterwarnings("ignore", module=r"(tensorflow|tf_keras|keras|pixellib|absl)(\..*)?")
 
 
-ensure_legacy_keras()
+def tensorflow_logging_on() -> bool:
+    """Whether the user asked for TensorFlow's own output (``--verbose`` or the variable)."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0"
 
 
 def quiet_opencv(verbose: bool = False) -> None:
@@ -82,5 +85,5 @@ def importing_tensorflow() -> Iterator[None]:
     by ``livesegment --verbose`` or by the user)."""
     ensure_legacy_keras()
     quiet_tensorflow(verbose=logging.getLogger("livesegment").isEnabledFor(logging.DEBUG))
-    with silenced_stderr(os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"):
+    with silenced_stderr(not tensorflow_logging_on()):
         yield

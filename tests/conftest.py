@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 # Selects tf-keras before any fixture imports TensorFlow (running one test file alone).
-import livesegment  # noqa: F401
+from livesegment import tfenv
+
+tfenv.ensure_legacy_keras()
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import index_of_frame
 
-from livesegment.capture import CaptureThread, processing_size_wh, to_model_rgb
+from livesegment.capture import CaptureThread
+from livesegment.detector import processing_size_wh, to_model_rgb
 from livesegment.sources import open_source
 
 

@@ -13,7 +13,7 @@ from conftest import probe
 
 from livesegment.interrupts import StopRequest
 from livesegment.models import spec_from_card
-from livesegment.pipeline import RunOptions, load_segmenter, run
+from livesegment.pipeline import RunOptions, load_detector, run
 
 
 def _deliver(signum: int) -> None:
@@ -38,8 +38,9 @@ def _signalling_loader(signum: int, at_frame: int | None):
     """The real loader; sends ``signum`` while the model loads (``at_frame`` None) or in the
     middle of inference on frame ``at_frame``."""
 
-    def load(spec, verbose):
-        segment, unmold = load_segmenter(spec, verbose)
+    def load(spec, options):
+        detector = load_detector(spec, options)
+        segment = detector.engine
         calls = 0
 
         def segment_and_signal(rgb, shape_hw):
@@ -51,7 +52,8 @@ def _signalling_loader(signum: int, at_frame: int | None):
 
         if at_frame is None:
             _deliver(signum)
-        return segment_and_signal, unmold
+        detector.engine = segment_and_signal
+        return detector
 
     return load
 

@@ -15,26 +15,24 @@ import pytest
 from conftest import ROOT, run_cli
 from mjpeg_server import MjpegServer
 
+from livesegment.detector import Detector
 from livesegment.pipeline import RunOptions, run
 from livesegment.sources import parse_source
-from livesegment.structures import Candidates, Detections
+from livesegment.structures import Candidates
 
 VIDEO_FPS = 30.0
 SLOWDOWN = 5  # the model takes five frame periods per frame
 INFERENCE_S = SLOWDOWN / VIDEO_FPS
 
 
-def slow_loader(spec, verbose):
-    def segment(rgb, shape_hw):
+def slow_loader(spec, options):
+    def slow_engine(rgb, shape_hw):
         time.sleep(INFERENCE_S)
         return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                           np.zeros(0, np.int32), np.zeros(0, "<U1"),
                           np.zeros((0, 28, 28), np.float32), shape_hw)
 
-    def unmold(candidates, keep):
-        return Detections.empty(candidates.shape_hw)
-
-    return segment, unmold
+    return Detector(slow_engine, spec)
 
 
 def _frame_count_and_fps(path) -> tuple[int, float]:

@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 from conftest import remove_layer, tiny_spec
 
-from livesegment.capture import to_model_rgb
+from livesegment.detector import to_model_rgb, unmold
 from livesegment.errors import ModelError
 from livesegment.models import read_weights_file
 from livesegment.segmenter import (
     Segmenter,
     build_model,
     load_verified,
-    unmold,
     weighted_layers,
 )
 

@@ -1,0 +1,144 @@
+"""``stream()``: the product's spine. A source in, one ``FrameResult`` per processed frame out.
+
+The CLI's ``run``, ``doctor``, the quality checks and the Python API all iterate it::
+
+    with livesegment.stream("clip.mp4", model="shapes", threshold=0.6) as results:
+        for result in results:
+            print(result.frame.index, result.detections.class_names)
+
+A capture thread reads, resizes and converts the next frame while the model works on this one;
+files give every frame in order, live sources the newest (see ``capture``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from livesegment.capture import CapturePolicy, CaptureStats, CaptureThread
+from livesegment.detector import Detector
+from livesegment.models import ModelSpec
+from livesegment.sources import SourceRequest, VideoSource, open_source, parse_source
+from livesegment.structures import FrameResult, VideoInfo
+
+
+class ResultStream:
+    """An iterator of ``FrameResult`` that owns its source and capture thread.
+
+    Use it in a ``with`` block or just loop: the capture thread stops and the source is
+    released when the loop ends, breaks, raises, or ``close()`` is called.
+
+    Args:
+        source: an opened source (see ``sources.open_source``).
+        detector: the loaded model; its ``threshold`` and ``classes`` may change between
+            frames (window keys, the web view) and apply from the next frame.
+        reconnect_timeout_s: how long a lost camera or stream is retried.
+        until: an event that ends the stream between frames (Ctrl-C, a quit key).
+    """
+
+    def __init__(self, source: VideoSource, detector: Detector, *,
+                 reconnect_timeout_s: float = 10.0, until: threading.Event | None = None):
+        self._results: Iterator[FrameResult] | None = None
+        self._closed = False
+        self.source = source
+        self.detector = detector
+        policy = CapturePolicy.for_source(source, reconnect_timeout_s)
+        self._capture = CaptureThread(source, detector.max_size, policy)
+        self._until = until
+
+    @property
+    def info(self) -> VideoInfo:
+        return self.source.info
+
+    @property
+    def stats(self) -> CaptureStats:
+        """Frames captured and dropped, capture FPS, reconnect attempts (updated live)."""
+        return self._capture.stats
+
+    def __iter__(self) -> ResultStream:
+        return self
+
+    def __next__(self) -> FrameResult:
+        if self._closed:
+            raise StopIteration
+        if self._results is None:
+            self._results = _results(self._capture, self.detector, self._until)
+        try:
+            return next(self._results)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the capture thread and release the source; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._results is not None:
+            self._results.close()  # runs the capture thread's exit: stop, join, release
+        self.source.release()
+
+    def __enter__(self) -> ResultStream:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A loop that breaks without ``with`` drops its last reference here.
+        self.close()
+
+
+def _results(capture: CaptureThread, detector: Detector,
+             until: threading.Event | None) -> Iterator[FrameResult]:
+    # A function, not a method: a generator holding its ResultStream would keep it alive past
+    # a ``break``, and its capture thread with it.
+    with capture:
+        for frame in capture.frames(until=until):
+            detections = detector.detect_resized(frame.rgb, frame.shape_hw)
+            timings = detector.timings
+            yield FrameResult(frame, detections, timings.network_ms, timings.select_ms)
+
+
+def stream(source: str | Path | SourceRequest | VideoSource, *,
+           model: str | ModelSpec | Detector | None = None, threshold: float | None = None,
+           classes: Iterable[str] | None = None, max_size: int | None = None,
+           realtime: bool = False, reconnect_timeout_s: float = 10.0,
+           until: threading.Event | None = None) -> ResultStream:
+    """Segment ``source`` frame by frame.
+
+    Args:
+        source: a video or image file, a camera index (``0`` or ``"0"``), a device
+            (``/dev/video0``), a stream URL, a parsed request, or an opened source.
+        model: a bundled or downloaded model name, an ``.h5`` path, a spec, or a loaded
+            ``Detector`` (reused as it is; ``threshold``/``classes``/``max_size`` then change it).
+        threshold: minimum score; None uses the model card's.
+        classes: class names to keep; None keeps all.
+        max_size: long side the network sees; None uses the model's input size.
+        realtime: replay a file at its own frame rate, dropping frames like a camera.
+
+    Raises:
+        SourceError: the source cannot be opened or read (checked before the model loads).
+        ModelError: the model cannot be loaded.
+    """
+    if not isinstance(source, VideoSource):
+        if not isinstance(source, SourceRequest):
+            source = parse_source(str(source), realtime=realtime)
+        source = open_source(source)
+    try:
+        if isinstance(model, Detector):
+            detector = model
+            if threshold is not None:
+                detector.threshold = threshold
+            if classes is not None:
+                detector.classes = classes
+            if max_size is not None:
+                detector.max_size = max_size
+        else:
+            detector = Detector.load(model, threshold=threshold, classes=classes,
+                                     max_size=max_size)
+    except BaseException:
+        source.release()
+        raise
+    return ResultStream(source, detector, reconnect_timeout_s=reconnect_timeout_s, until=until)
