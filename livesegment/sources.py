@@ -104,7 +104,8 @@ class VideoSource:
         return self.media.decoded if self.media is not None else self._index
 
     def read(self) -> tuple[int, float, np.ndarray] | None:
-        """Next (index, time_s, bgr); bgr is (H, W, 3) uint8 BGR at source resolution.
+        """Next (index, time_s, bgr); bgr is (H, W, 3) uint8 BGR at source resolution,
+        upright as a player shows it (a file's display rotation and mirroring applied).
 
         For files, ``index`` is the frame's position in the source and ``time_s`` comes from
         the stream's timestamps (variable frame rates keep their timing).
@@ -187,6 +188,10 @@ def _open_capture(request: SourceRequest) -> tuple[cv2.VideoCapture, np.ndarray]
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(STREAM_OPEN_TIMEOUT_S * 1000),
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(STREAM_READ_TIMEOUT_S * 1000)]
         capture = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG, params)
+        # A stream (an MP4 over HTTP from a phone) can carry a display rotation; OpenCV's
+        # FFmpeg backend applies it when asked (right angles only, no mirroring). It is not
+        # accepted among the open parameters above.
+        capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     else:
         capture = cv2.VideoCapture(target if request.kind == "camera" else str(target))
     if capture.isOpened() and request.kind in ("camera", "device"):
@@ -306,6 +311,7 @@ def _open_file(request: SourceRequest) -> VideoSource:
         rate=media.rate,
         has_audio=media.has_audio,
     )
-    log.info("opened %s: %dx%d, %s fps, %s frames claimed, audio: %s", info.name, width,
-             height, media.rate, info.frame_count, info.has_audio)
+    log.info("opened %s: %dx%d, %s fps, %s frames claimed, audio: %s, display: %s", info.name,
+             width, height, media.rate, info.frame_count, info.has_audio,
+             media.orientation.describe())
     return VideoSource(request, info, None, None, media=media, first=first)

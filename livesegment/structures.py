@@ -17,7 +17,8 @@ class Frame:
     Attributes:
         index: 0-based position in the source (files) or capture order (live).
         time_s: presentation time in seconds from the source's start.
-        bgr: the frame as decoded, (H, W, 3) uint8 BGR at source resolution; drawn on copies only.
+        bgr: the frame as decoded and turned upright (display rotation applied), (H, W, 3)
+            uint8 BGR at source resolution; drawn on copies only.
         rgb: the model's input, (h, w, 3) uint8 RGB, resized so its long side is the processing
             size. Converted once, on the capture thread.
         captured_at: ``time.monotonic()`` when the frame was read, for latency.
@@ -136,7 +137,8 @@ class VideoInfo:
     """What a source reports, sanitised.
 
     Attributes:
-        size_wh: source frame size (width, height).
+        size_wh: source frame size (width, height), upright: a phone video stored as 320x240
+            with a 90° display rotation is 240x320 here.
         fps: frames per second as a float (23.976 stays 23.976); 0.0 when unknown.
         frame_count: frames the container claims (it may lie), or None when unknown.
         is_live: camera or stream (newest frame wins) vs file (every frame).
