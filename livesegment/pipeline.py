@@ -17,8 +17,15 @@ from tqdm import tqdm
 from livesegment import tfenv
 from livesegment.capture import CapturePolicy, CaptureThread
 from livesegment.controls import ViewState
-from livesegment.errors import LivesegmentError, OutputError
+from livesegment.errors import LivesegmentError, OutputError, UsageError
 from livesegment.filters import select
+from livesegment.images import (
+    IMAGE_SUFFIXES,
+    ImageOutputs,
+    ImageWriter,
+    check_image_outputs,
+    plan_image_outputs,
+)
 from livesegment.interrupts import StopRequest
 from livesegment.media import CONTAINER_SUFFIXES, MediaWriter
 from livesegment.models import ModelSpec
@@ -30,8 +37,14 @@ from livesegment.sinks import (
     check_output_path,
     display_available,
 )
-from livesegment.sources import SourceRequest, VideoSource, open_source, parse_source
-from livesegment.structures import Candidates, Detections, FrameResult, RunSummary
+from livesegment.sources import (
+    ImageSource,
+    SourceRequest,
+    VideoSource,
+    open_source,
+    parse_source,
+)
+from livesegment.structures import Candidates, Detections, Frame, FrameResult, RunSummary
 from livesegment.timing import FpsMeter, Stopwatch
 
 log = logging.getLogger(__name__)
@@ -87,19 +100,26 @@ def _stamp() -> str:
 
 
 class _Recorder:
-    """The annotated-video output: every frame at its source time for files (with the
-    source's audio), wall-clock paced for live sources."""
+    """The annotated output: every frame at its source time for files (with the source's
+    audio), wall-clock paced for live sources, one image per input for still images."""
 
-    def __init__(self, options: RunOptions, source: VideoSource):
+    def __init__(self, options: RunOptions, source: VideoSource,
+                 images: ImageOutputs | None = None):
         self.options, self.source = options, source
         self.live = source.info.is_live
-        self.sink: MediaWriter | PacedRecorder | None = None
+        self.images = images
+        self.sink: MediaWriter | PacedRecorder | ImageWriter | None = None
         self.closed: list[Path] = []
+        self.images_folder: Path | None = None
+        self.images_written = 0
         self._takes = 0
         if options.output is not None:
             self.start()
 
     def start(self) -> None:
+        if self.images is not None:
+            self.sink = ImageWriter(self.images)
+            return
         self._takes += 1
         output = self.options.output
         if output is None:
@@ -122,16 +142,21 @@ class _Recorder:
         log.info("recording to %s", path)
 
     def toggle(self) -> None:
+        if isinstance(self.source, ImageSource):
+            log.info("r records videos; for a still image use s (snapshot) or --output")
+            return
         if self.sink is None:
             self.start()
         else:
             self.stop()
 
-    def write(self, picture: np.ndarray, time_s: float) -> None:
-        if isinstance(self.sink, PacedRecorder):
+    def write(self, picture: np.ndarray, frame: Frame) -> None:
+        if isinstance(self.sink, ImageWriter):
+            self.sink.write(picture, frame.index)
+        elif isinstance(self.sink, PacedRecorder):
             self.sink.write(picture, time.monotonic())
         elif self.sink is not None:
-            self.sink.write(picture, time_s - self.source.request.start_s)
+            self.sink.write(picture, frame.time_s - self.source.request.start_s)
 
     def frames_durable(self) -> int | None:
         """Frames certainly in the file, when that differs from frames written."""
@@ -141,6 +166,12 @@ class _Recorder:
         if self.sink is None:
             return
         sink, self.sink = self.sink, None
+        if isinstance(sink, ImageWriter):
+            if sink.folder is not None and len(sink.written) != 1:
+                self.images_folder, self.images_written = sink.folder, len(sink.written)
+            else:
+                self.closed.extend(sink.written)
+            return
         if isinstance(sink, PacedRecorder):
             sink.close(time.monotonic())
         else:
@@ -171,12 +202,30 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> 
     Raises:
         LivesegmentError: a source, model, output or display problem found before the run.
     """
-    for path, option in ((options.output, "--output"), (options.json_path, "--json")):
-        if path is not None:
-            check_output_path(path, option)
     request = options.source if isinstance(options.source, SourceRequest) \
         else parse_source(options.source)
+    output = Path(options.output) if options.output is not None else None
+    if output is not None and not request.is_still:
+        if output.suffix.lower() in IMAGE_SUFFIXES:
+            raise UsageError(f"--output {output}: SOURCE {request.target} is a video, so "
+                             f"--output is a video; use {', '.join(CONTAINER_SUFFIXES)} "
+                             "(an image output needs an image, folder or glob SOURCE)")
+        check_output_path(output, "--output")
+    if options.json_path is not None:
+        check_output_path(options.json_path, "--json")
     source = open_source(request)
+    images: ImageOutputs | None = None
+    if isinstance(source, ImageSource):
+        try:
+            if output is not None:
+                images = plan_image_outputs(source.entries, output, str(request.target),
+                                            single=request.kind == "image")
+                check_image_outputs(source.entries, images, options.json_path)
+            elif options.json_path is not None:
+                check_image_outputs(source.entries, ImageOutputs((), None), options.json_path)
+        except LivesegmentError:
+            source.release()
+            raise
     window: WindowSink | None = None
     jsonl: JsonlSink | None = None
     recorder: _Recorder | None = None
@@ -196,7 +245,7 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> 
                 else options.threshold,
                 classes=options.classes, style=options.style)
             info = source.info
-            recorder = _Recorder(options, source)
+            recorder = _Recorder(options, source, images)
             if options.json_path is not None:
                 jsonl = JsonlSink(options.json_path)
             policy = CapturePolicy.for_source(source, options.reconnect_timeout_s)
@@ -210,12 +259,17 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> 
         finally:
             summary.frames_undecodable = source.undecodable
             summary.frames_decoded = source.decoded
+            if isinstance(source, ImageSource) and not summary.failure \
+                    and not summary.stopped_early:
+                summary.failure = source.unreadable_report()
             if request.kind == "file" and request.start_s == 0 and request.end_s is None:
                 summary.frames_claimed = source.info.frame_count
             try:
                 if recorder is not None:
                     recorder.stop()
                     summary.files_written.extend(recorder.closed)
+                    summary.images_folder = recorder.images_folder
+                    summary.images_written = recorder.images_written
             finally:
                 if jsonl is not None:
                     jsonl.flush_pending()
@@ -232,6 +286,7 @@ def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewS
           window: WindowSink | None, jsonl: JsonlSink | None, recorder: _Recorder,
           summary: RunSummary, options: RunOptions, frame_count: int | None,
           stop: StopRequest) -> None:
+    stills = recorder.source if isinstance(recorder.source, ImageSource) else None
     inference_fps = FpsMeter()
     stopwatch = Stopwatch()
     started = time.monotonic()
@@ -250,14 +305,16 @@ def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewS
                     detections = unmold(candidates, selection.keep)
                 inference_fps.tick()
                 result = FrameResult(frame, detections, selection.empty_reason,
-                                     len(candidates), stopwatch.last_ms)
+                                     len(candidates), stopwatch.last_ms,
+                                     stills.name_of(frame.index) if stills else None)
                 summary.add(result)
                 latency_ms = (time.monotonic() - frame.captured_at) * 1000
-                hud = _hud_lines(state, capture, inference_fps, stopwatch, latency_ms,
-                                 recorder.sink is not None)
+                # A segmented photo shows what was found, not the live HUD's rates.
+                hud = [] if stills else _hud_lines(state, capture, inference_fps, stopwatch,
+                                                   latency_ms, recorder.sink is not None)
                 picture = annotate(frame.bgr, detections, selection.empty_reason, hud,
                                    state.style)
-                recorder.write(picture, frame.time_s)
+                recorder.write(picture, frame)
                 if jsonl is not None:
                     # A line appears once its frame is in the video, so a killed run's JSONL
                     # never lists a frame its video lacks.

@@ -123,13 +123,18 @@ class Candidates:
 
 @dataclass(frozen=True, slots=True)
 class FrameResult:
-    """What a processed frame yields: the kept detections and, when none, why."""
+    """What a processed frame yields: the kept detections and, when none, why.
+
+    Attributes:
+        source_name: the image's name (``a.png``) when the source is still images, else None.
+    """
 
     frame: Frame
     detections: Detections
     empty_reason: str | None
     candidates: int
     inference_ms: float
+    source_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +180,8 @@ class RunSummary:
     elapsed_s: float = 0.0
     files_written: list[Path] = field(default_factory=list)
     stopped_early: str | None = None
+    images_folder: Path | None = None
+    images_written: int = 0
 
     @property
     def mean_fps(self) -> float:
@@ -221,6 +228,9 @@ class RunSummary:
         if self.latencies_ms and self.is_live:
             lines.append(f"latency: median {np.median(self.latencies_ms):.0f} ms, "
                          f"max {max(self.latencies_ms):.0f} ms")
+        if self.images_folder is not None:
+            plural = "" if self.images_written == 1 else "s"
+            lines.append(f"wrote: {self.images_written} image{plural} in {self.images_folder}")
         lines += [f"wrote: {path}" for path in self.files_written]
         if self.stopped_early:
             lines.append(f"stopped early: {self.stopped_early}")
