@@ -113,7 +113,9 @@ def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozense
 @click.option("--class-names", default=None, metavar="A,B",
               help="Class names for a custom .h5 without a card (background excluded).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
-              help="Write the annotated video here (.mp4, .mov, .mkv or .avi).")
+              help="Write the annotated video here (.mp4, .mov, .mkv or .avi); for an image, "
+                   "the annotated image (.png, .jpg, .webp, …); for a folder or glob of "
+                   "images, a folder.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write detections as JSON Lines here.")
 @click.option("--display/--no-display", default=None,
@@ -153,9 +155,10 @@ def run(ctx: click.Context, source: str, model_name: str | None, threshold: floa
         camera_fps: float | None, output_fps: float | None, reconnect_timeout: float,
         snapshot_dir: Path, codec: str, audio: bool, start_s: float, end_s: float | None,
         stride: int) -> None:
-    """Segment SOURCE: a video or image file, a camera index (0), a device (/dev/video0) or
-    a stream URL (rtsp://, http://). In the window: q/Esc quit, space pause, +/- threshold,
-    b/l/m boxes/labels/masks, s snapshot, r record."""
+    """Segment SOURCE: a video or image file, a folder of images, a quoted glob
+    ("photos/*.jpg"), a camera index (0), a device (/dev/video0) or a stream URL (rtsp://,
+    http://). In the window: q/Esc quit, space pause, +/- threshold, b/l/m
+    boxes/labels/masks, s snapshot, r record."""
     from livesegment import pipeline
     from livesegment.sources import parse_source
 

@@ -28,9 +28,10 @@ import numpy as np
 from livesegment import tfenv
 from livesegment.errors import ModelError
 from livesegment.models import BUNDLED_DIR, resolve_model, user_models_dir
+from livesegment.resources import data_dir
 from livesegment.verify import describe_classes, installed_models, verify_weights
 
-SAMPLE_VIDEO = Path(__file__).resolve().parent.parent / "sample_videos" / "shapes.avi"
+SAMPLE_VIDEO = data_dir("bundled_samples", "sample_videos") / "shapes.avi"
 CAMERA_INDICES = range(4)
 CAMERA_TIMEOUT_S = 3.0
 
@@ -267,8 +268,8 @@ def check_models() -> list[Check]:
     checks = []
     if not models:
         checks.append(Check("models", "fail", f"no model found in {BUNDLED_DIR} or "
-                            f"{user_models_dir()}", "reinstall livesegment from a checkout "
-                            "with models/, or `livesegment models download coco`"))
+                            f"{user_models_dir()}", "reinstall livesegment (its wheel ships the "
+                            "shapes model), or `livesegment models download coco`"))
     for model in models:
         report = verify_weights(model.weights, card=model.card, full=True)
         name = f"model {model.name} ({model.location})"
@@ -300,7 +301,7 @@ def check_smoke_run(video: Path = SAMPLE_VIDEO) -> Check:
     truth = video.with_suffix(".truth.jsonl")
     if not video.exists() or not truth.exists():
         return Check(name, "info", f"skipped: sample video {video} not found",
-                     "run from a source checkout to include sample_videos/")
+                     "reinstall livesegment (its wheel ships the sample video)")
     records = (json.loads(line) for line in truth.read_text().splitlines() if line.strip())
     first = next((r for r in records if r["objects"]), None)
     if first is None:
@@ -311,7 +312,7 @@ def check_smoke_run(video: Path = SAMPLE_VIDEO) -> Check:
         spec = resolve_model(None)
     except ModelError as error:
         return Check(name, "fail", f"default model unavailable: {error}",
-                     "restore models/ from the repository")
+                     "reinstall livesegment, or restore models/ in a clone")
     capture = cv2.VideoCapture(str(video))
     capture.set(cv2.CAP_PROP_POS_FRAMES, frame_index)
     ok, bgr = capture.read()

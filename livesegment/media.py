@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from livesegment.errors import OutputError, SourceError, UsageError
+from livesegment.orientation import UPRIGHT, Orientation
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ REORDER_DEPTH = 4
 
 @dataclass(frozen=True, slots=True)
 class DecodedFrame:
-    """One decoded picture: its index in the source, its time from the stream, BGR pixels."""
+    """One decoded picture: its index in the source, its time from the stream, and its
+    (H, W, 3) uint8 BGR pixels upright, as a player shows them (display matrix applied)."""
 
     index: int
     time_s: float
@@ -89,6 +91,10 @@ class MediaReader:
         self.time_base = self.stream.time_base or Fraction(1, 90000)
         self.undecodable = 0
         self.decoded = 0
+        # The display matrix of the latest frame returned (phones record landscape pixels
+        # and a rotation); every frame is turned upright by its own.
+        self.orientation = UPRIGHT
+        self._orientations: dict[bytes, Orientation] = {}
         self._frames = self._decode()
 
     @property
@@ -151,7 +157,20 @@ class MediaReader:
             if position % self.stride:
                 continue
             index = round(time_s * float(self.rate)) if self.rate else position
-            yield DecodedFrame(index, time_s, frame.to_ndarray(format="bgr24"))
+            yield DecodedFrame(index, time_s, self._upright_bgr(frame))
+
+    def _upright_bgr(self, frame: av.VideoFrame) -> np.ndarray:
+        # FFmpeg attaches the stream's display matrix (or an H.264/HEVC orientation SEI) to
+        # each decoded frame as side data; PyAV exposes no stream-level reader for it.
+        data = frame.side_data.get("DISPLAYMATRIX")
+        if data is None:
+            self.orientation = UPRIGHT
+        else:
+            key = bytes(data)
+            if key not in self._orientations:
+                self._orientations[key] = Orientation.from_side_data(key)
+            self.orientation = self._orientations[key]
+        return self.orientation.apply(frame.to_ndarray(format="bgr24"))
 
     def read(self) -> DecodedFrame | None:
         try:
@@ -205,6 +224,9 @@ class MediaWriter:
     MP4/MOV files are fragmented per frame and flushed per packet: Ctrl-C, SIGTERM and even
     SIGKILL leave a playable file. Every write is checked; a failure (disk full) raises
     OutputError and what was written before stays playable.
+
+    Frames are written as given (upright) and the video stream carries no display matrix,
+    so every player shows them the way they were drawn.
 
     Args:
         path: output file (.mp4, .m4v, .mov, .mkv or .avi).

@@ -17,8 +17,9 @@ import h5py
 import numpy as np
 
 from livesegment.errors import ModelError
+from livesegment.resources import data_dir
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
+BUNDLED_DIR = data_dir("bundled_models", "models")
 DEFAULT_MODEL = "shapes"
 
 COCO_CLASS_NAMES = (

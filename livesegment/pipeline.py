@@ -22,7 +22,14 @@ from tqdm import tqdm
 
 from livesegment.controls import ViewState
 from livesegment.detector import Detector
-from livesegment.errors import LivesegmentError, OutputError
+from livesegment.errors import LivesegmentError, OutputError, UsageError
+from livesegment.images import (
+    IMAGE_SUFFIXES,
+    ImageOutputs,
+    ImageWriter,
+    check_image_outputs,
+    plan_image_outputs,
+)
 from livesegment.interrupts import StopRequest
 from livesegment.media import CONTAINER_SUFFIXES, MediaWriter
 from livesegment.models import ModelSpec
@@ -36,7 +43,13 @@ from livesegment.sinks import (
     check_output_path,
     display_available,
 )
-from livesegment.sources import SourceRequest, VideoSource, open_source, parse_source
+from livesegment.sources import (
+    ImageSource,
+    SourceRequest,
+    VideoSource,
+    open_source,
+    parse_source,
+)
 from livesegment.streaming import ResultStream
 from livesegment.structures import FrameResult, RunSummary, StopReason
 from livesegment.timing import FpsMeter
@@ -162,6 +175,28 @@ class RecordingSink:
         self.paths.append(writer.path)
 
 
+class ImageSink:
+    """Still images in, annotated copies out: one file per input image."""
+
+    def __init__(self, outputs: ImageOutputs):
+        self._writer = ImageWriter(outputs)
+        self.folder = outputs.folder
+        self.paths = self._writer.written
+
+    def write(self, result: FrameResult, picture: np.ndarray) -> None:
+        self._writer.write(picture, result.frame.index)
+
+    def close(self) -> None:
+        """Each image was complete once written."""
+
+
+def _close_images(summary: RunSummary, sink: ImageSink) -> None:
+    if sink.folder is not None and len(sink.paths) != 1:
+        summary.images_folder, summary.images_written = sink.folder, len(sink.paths)
+    else:
+        summary.files_written.extend(sink.paths)
+
+
 def _close_into(summary: RunSummary, sink: Sink) -> None:
     sink.close()
     summary.files_written.extend(path for path in sink.paths
@@ -169,12 +204,48 @@ def _close_into(summary: RunSummary, sink: Sink) -> None:
 
 
 def _check_outputs(options: RunOptions, request: SourceRequest) -> None:
-    for path, option in ((options.output, "--output"), (options.json_path, "--json")):
-        if path is not None:
-            check_output_path(path, option)
-    source = Path(str(request.target)) if request.kind in ("file", "image") else None
-    check_no_overwrite([("SOURCE", source)],
-                       [("--output", options.output), ("--json", options.json_path)])
+    output = options.output
+    if output is not None and not request.is_still:
+        if Path(output).suffix.lower() in IMAGE_SUFFIXES:
+            raise UsageError(f"--output {output}: SOURCE {request.target} is a video, so "
+                             f"--output is a video; use {', '.join(CONTAINER_SUFFIXES)} "
+                             "(an image output needs an image, folder or glob SOURCE)")
+        check_output_path(output, "--output")
+    if options.json_path is not None:
+        check_output_path(options.json_path, "--json")
+    if not request.is_still:
+        source = Path(str(request.target)) if request.kind == "file" else None
+        check_no_overwrite([("SOURCE", source)],
+                           [("--output", output), ("--json", options.json_path)])
+
+
+def _plan_images(options: RunOptions, source: ImageSource) -> ImageOutputs | None:
+    """Where each input image's annotated copy goes, refusing any that overwrites an input."""
+    request = source.request
+    images = None
+    if options.output is not None:
+        images = plan_image_outputs(source.entries, Path(options.output), str(request.target),
+                                    single=request.kind == "image")
+    check_image_outputs(source.entries, images or ImageOutputs((), None), options.json_path)
+    return images
+
+
+def _open_outputs(options: RunOptions, source: VideoSource, summary: RunSummary,
+                  stack: contextlib.ExitStack, images: ImageOutputs | None
+                  ) -> tuple[list[Sink], RecordingSink | None]:
+    """The file sinks, in the order they close: the video before the JSONL that follows it."""
+    recorder = None if isinstance(source, ImageSource) else RecordingSink(options, source)
+    sinks: list[Sink] = []
+    if options.json_path is not None:
+        sinks.append(JsonlSink(options.json_path, summary, follows=recorder))
+        stack.callback(_close_into, summary, sinks[-1])
+    if recorder is not None:
+        stack.callback(_close_into, summary, recorder)
+        sinks.append(recorder)
+    if images is not None:
+        sinks.append(ImageSink(images))
+        stack.callback(_close_images, summary, sinks[-1])
+    return sinks, recorder
 
 
 def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> RunSummary:
@@ -195,6 +266,7 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
     # From here on Ctrl-C/SIGTERM ask the loop to stop, so outputs close in order.
     with StopRequest().installed() as stop, contextlib.ExitStack() as stack:
         stack.callback(source.release)
+        images = _plan_images(options, source) if isinstance(source, ImageSource) else None
         show = display_available() if options.display is None else options.display
         controls = ViewState(threshold=0.0, classes=None, style=options.style)
         window = stack.enter_context(contextlib.closing(WindowSink(controls))) if show else None
@@ -204,13 +276,7 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
             summary.stop_reason = StopReason.INTERRUPTED
             return summary
         controls.threshold, controls.classes = detector.threshold, detector.classes
-        recorder = RecordingSink(options, source)
-        sinks: list[Sink] = []
-        if options.json_path is not None:
-            sinks.append(JsonlSink(options.json_path, summary, follows=recorder))
-            stack.callback(_close_into, summary, sinks[-1])
-        stack.callback(_close_into, summary, recorder)
-        sinks.append(recorder)
+        sinks, recorder = _open_outputs(options, source, summary, stack, images)
         if window is not None:
             sinks.append(window)
         results = stack.enter_context(ResultStream(
@@ -221,6 +287,9 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
         finally:
             results.close()  # the capture thread's queued frames count as dropped from here
             _finish_summary(summary, results, controls)
+            if isinstance(source, ImageSource) and summary.stop_reason is StopReason.END \
+                    and (report := source.unreadable_report()):
+                summary.fail(report)
     return summary
 
 
@@ -243,7 +312,7 @@ class _Session:
     recording that ``r`` toggles, the window, the summary and the stop request."""
 
     controls: ViewState
-    recorder: RecordingSink
+    recorder: RecordingSink | None
     window: WindowSink | None
     summary: RunSummary
     options: RunOptions
@@ -261,8 +330,10 @@ def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
             for result in results:
                 session.inference_fps.tick()
                 summary.add(result)
+                # A segmented photo shows what was found, not the live HUD's rates.
+                hud = _hud_lines(results, result, session) if session.recorder else []
                 picture = annotate(result.frame.bgr, result.detections, result.empty_reason,
-                                   _hud_lines(results, result, session), session.controls.style)
+                                   hud, session.controls.style)
                 for sink in sinks:
                     sink.write(result, picture)
                 summary.latencies_ms.append((time.monotonic() - result.frame.captured_at) * 1000)
@@ -302,7 +373,10 @@ def _between_frames(results: ResultStream, picture: np.ndarray, session: _Sessio
             session.summary.files_written.append(path)
         if controls.record_toggle_requested:
             controls.record_toggle_requested = False
-            session.recorder.toggle()
+            if session.recorder is None:
+                log.info("r records videos; for a still image use s (snapshot) or --output")
+            else:
+                session.recorder.toggle()
         if not controls.paused or controls.quit or session.stop.is_set():
             return
         if session.window is not None:
@@ -315,7 +389,7 @@ def _hud_lines(results: ResultStream, result: FrameResult, session: _Session) ->
     controls, stats = session.controls, results.stats
     latency_ms = (time.monotonic() - result.frame.captured_at) * 1000
     classes = ",".join(sorted(controls.classes)) if controls.classes else "all"
-    flags = ("  REC" if session.recorder.recording else "") \
+    flags = ("  REC" if session.recorder and session.recorder.recording else "") \
         + ("  PAUSED" if controls.paused else "")
     return [
         f"inference {session.inference_fps.fps:4.1f} FPS ({result.inference_ms:.0f} ms)  "

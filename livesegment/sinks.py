@@ -113,8 +113,10 @@ class JsonlSink:
 
     def _write_line(self, result: FrameResult) -> None:
         height, width = result.frame.shape_hw
-        record = {
-            "frame": result.frame.index,
+        record: dict = {"frame": result.frame.index}
+        if result.source_name is not None:
+            record["source"] = result.source_name
+        record |= {
             "time_s": round(result.frame.time_s, 6),
             "width": width,
             "height": height,

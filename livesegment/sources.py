@@ -1,5 +1,5 @@
-"""Open a video source — camera index, device path, stream URL, file or image — and sanitise
-what OpenCV reports about it."""
+"""Open a video source — camera index, device path, stream URL, file, image, folder or glob of
+images — and sanitise what OpenCV reports about it."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 
 from livesegment.errors import SourceError
+from livesegment.images import IMAGE_SUFFIXES, ImageEntry, is_glob, list_images, read_upright
 from livesegment.media import DecodedFrame, MediaReader
 from livesegment.structures import VideoInfo
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 # Above this a reported frame rate is a container default or garbage, not a real rate.
 MAX_PLAUSIBLE_FPS = 1000.0
@@ -33,8 +33,9 @@ class SourceRequest:
     """What ``SOURCE`` on the command line asks for.
 
     Attributes:
-        kind: "camera" (index), "device" (/dev/video*), "stream" (URL), "image" or "file".
-        target: the index, path or URL.
+        kind: "camera" (index), "device" (/dev/video*), "stream" (URL), "image" (one still
+            image), "images" (a folder or glob pattern of still images) or "file" (video).
+        target: the index, path, pattern or URL.
         realtime: replay a file at its own frame rate, dropping frames like a camera.
         camera_size_wh: requested camera resolution, read back after setting.
         camera_fps: requested camera frame rate, read back after setting.
@@ -57,12 +58,18 @@ class SourceRequest:
     def can_reconnect(self) -> bool:
         return self.kind in ("camera", "device", "stream")
 
+    @property
+    def is_still(self) -> bool:
+        """Still images: each is one frame, and annotated copies are images."""
+        return self.kind in ("image", "images")
+
 
 def parse_source(text: str, *, realtime: bool = False,
                  camera_size_wh: tuple[int, int] | None = None,
                  camera_fps: float | None = None, start_s: float = 0.0,
                  end_s: float | None = None, stride: int = 1) -> SourceRequest:
-    """Classify ``text``: a bare integer is a camera index, a URL a stream, else a path."""
+    """Classify ``text``: a bare integer is a camera index, a URL a stream, a folder or a glob
+    pattern (``photos/*.jpg``, not an existing file) a set of images, else a file."""
     text = text.strip()
     extra = {"realtime": realtime, "camera_size_wh": camera_size_wh, "camera_fps": camera_fps,
              "start_s": start_s, "end_s": end_s, "stride": stride}
@@ -72,7 +79,10 @@ def parse_source(text: str, *, realtime: bool = False,
         return SourceRequest("stream", text, **extra)
     if text.startswith("/dev/video"):
         return SourceRequest("device", text, **extra)
-    suffix = Path(text).suffix.lower()
+    path = Path(text).expanduser()
+    if path.is_dir() or (is_glob(text) and not path.exists()):
+        return SourceRequest("images", text, **extra)
+    suffix = path.suffix.lower()
     return SourceRequest("image" if suffix in IMAGE_SUFFIXES else "file", text, **extra)
 
 
@@ -104,7 +114,8 @@ class VideoSource:
         return self.media.decoded if self.media is not None else self._index
 
     def read(self) -> tuple[int, float, np.ndarray] | None:
-        """Next (index, time_s, bgr); bgr is (H, W, 3) uint8 BGR at source resolution.
+        """Next (index, time_s, bgr); bgr is (H, W, 3) uint8 BGR at source resolution,
+        upright as a player shows it (a file's display rotation and mirroring applied).
 
         For files, ``index`` is the frame's position in the source and ``time_s`` comes from
         the stream's timestamps (variable frame rates keep their timing).
@@ -153,6 +164,79 @@ class VideoSource:
             self.media.close()
 
 
+class ImageSource(VideoSource):
+    """Still images as frames: frame ``i`` is ``entries[i]`` at time 0, read upright.
+
+    An image that cannot be read is skipped and listed in ``unreadable``; the run goes on with
+    the others and reports them at the end.
+    """
+
+    def __init__(self, request: SourceRequest, entries: list[ImageEntry]):
+        self.entries = entries
+        self.unreadable: list[tuple[ImageEntry, str]] = []
+        self._next = 0
+        first = self._read_next()
+        if first is None:
+            if len(entries) == 1:
+                raise SourceError(self.unreadable[0][1])
+            raise SourceError(f"{request.target}: none of its {len(entries)} images could be "
+                              f"read (first: {self.unreadable[0][1]})")
+        bgr = first[2]
+        height, width = bgr.shape[:2]
+        name = entries[0].name if len(entries) == 1 else str(request.target)
+        info = VideoInfo(name=name, size_wh=(width, height), fps=0.0,
+                         frame_count=len(entries), is_live=False)
+        super().__init__(request, info, None, bgr)
+        self._first = first
+        self._read_ok = 1
+
+    @property
+    def decoded(self) -> int:
+        return self._read_ok
+
+    def name_of(self, index: int) -> str:
+        """The name input ``index`` is known by in outputs (``a.png``)."""
+        return self.entries[index].name
+
+    def _read_next(self) -> tuple[int, float, np.ndarray] | None:
+        while self._next < len(self.entries):
+            index, self._next = self._next, self._next + 1
+            entry = self.entries[index]
+            try:
+                return index, 0.0, read_upright(entry.path)
+            except SourceError as error:
+                log.info("skipped: %s", error)
+                self.unreadable.append((entry, str(error)))
+        return None
+
+    def read(self) -> tuple[int, float, np.ndarray] | None:
+        """Next (index, 0.0, bgr): ``index`` is the image's position in ``entries``; bgr is
+        (H, W, 3) uint8 BGR, upright, at the image's own resolution."""
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        item = self._read_next()
+        if item is not None:
+            self._read_ok += 1
+        return item
+
+    def unreadable_report(self) -> str | None:
+        """One line naming the images that could not be read, or None."""
+        if not self.unreadable:
+            return None
+        shown = [f"{entry.name} ({reason.removeprefix(f'{entry.path}: ')})"
+                 for entry, reason in self.unreadable[:3]]
+        more = len(self.unreadable) - len(shown)
+        return (f"{len(self.unreadable)} of {len(self.entries)} images could not be read and "
+                f"were skipped: {'; '.join(shown)}" + (f"; and {more} more" if more else ""))
+
+    def reopen(self) -> bool:
+        return False
+
+    def release(self) -> None:
+        pass
+
+
 def _as_bgr(frame: np.ndarray) -> np.ndarray:
     # Greyscale or BGRA decoders exist; the pipeline promises (H, W, 3) BGR.
     if frame.ndim == 2:
@@ -187,6 +271,10 @@ def _open_capture(request: SourceRequest) -> tuple[cv2.VideoCapture, np.ndarray]
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(STREAM_OPEN_TIMEOUT_S * 1000),
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(STREAM_READ_TIMEOUT_S * 1000)]
         capture = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG, params)
+        # A stream (an MP4 over HTTP from a phone) can carry a display rotation; OpenCV's
+        # FFmpeg backend applies it when asked (right angles only, no mirroring). It is not
+        # accepted among the open parameters above.
+        capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     else:
         capture = cv2.VideoCapture(target if request.kind == "camera" else str(target))
     if capture.isOpened() and request.kind in ("camera", "device"):
@@ -263,13 +351,10 @@ def open_source(request: SourceRequest | str) -> VideoSource:
     if request.kind in ("file", "image"):
         _check_path(request)
     if request.kind == "image":
-        image = cv2.imread(str(request.target), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"{request.target}: not a readable image; check the file")
-        height, width = image.shape[:2]
-        info = VideoInfo(name=Path(str(request.target)).name, size_wh=(width, height), fps=0.0,
-                         frame_count=1, is_live=False)
-        return VideoSource(request, info, None, image)
+        path = Path(str(request.target))
+        return ImageSource(request, [ImageEntry(path, path.name)])
+    if request.kind == "images":
+        return ImageSource(request, list_images(str(request.target)))
     if request.kind == "file":
         return _open_file(request)
     capture, first = _open_capture(request)
@@ -306,6 +391,7 @@ def _open_file(request: SourceRequest) -> VideoSource:
         rate=media.rate,
         has_audio=media.has_audio,
     )
-    log.info("opened %s: %dx%d, %s fps, %s frames claimed, audio: %s", info.name, width,
-             height, media.rate, info.frame_count, info.has_audio)
+    log.info("opened %s: %dx%d, %s fps, %s frames claimed, audio: %s, display: %s", info.name,
+             width, height, media.rate, info.frame_count, info.has_audio,
+             media.orientation.describe())
     return VideoSource(request, info, None, None, media=media, first=first)

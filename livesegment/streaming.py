@@ -13,7 +13,7 @@ files give every frame in order, live sources the newest (see ``capture``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from livesegment.capture import CapturePolicy, CaptureStats, CaptureThread
@@ -63,7 +63,8 @@ class ResultStream:
         if self._closed:
             raise StopIteration
         if self._results is None:
-            self._results = _results(self._capture, self.detector, self._until)
+            self._results = _results(self._capture, self.detector, self._until,
+                                     getattr(self.source, "name_of", None))
         try:
             return next(self._results)
         except BaseException:
@@ -90,15 +91,16 @@ class ResultStream:
         self.close()
 
 
-def _results(capture: CaptureThread, detector: Detector,
-             until: threading.Event | None) -> Iterator[FrameResult]:
+def _results(capture: CaptureThread, detector: Detector, until: threading.Event | None,
+             name_of: Callable[[int], str] | None) -> Iterator[FrameResult]:
     # A function, not a method: a generator holding its ResultStream would keep it alive past
     # a ``break``, and its capture thread with it.
     with capture:
         for frame in capture.frames(until=until):
             detections = detector.detect_resized(frame.rgb, frame.shape_hw)
             timings = detector.timings
-            yield FrameResult(frame, detections, timings.network_ms, timings.select_ms)
+            yield FrameResult(frame, detections, timings.network_ms, timings.select_ms,
+                              name_of(frame.index) if name_of else None)
 
 
 def stream(source: str | Path | SourceRequest | VideoSource, *,

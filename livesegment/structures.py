@@ -19,7 +19,8 @@ class Frame:
     Attributes:
         index: 0-based position in the source (files) or capture order (live).
         time_s: presentation time in seconds from the source's start.
-        bgr: the frame as decoded, (H, W, 3) uint8 BGR at source resolution; drawn on copies only.
+        bgr: the frame as decoded and turned upright (display rotation applied), (H, W, 3)
+            uint8 BGR at source resolution; drawn on copies only.
         rgb: the model's input, (h, w, 3) uint8 RGB, resized so its long side is the processing
             size. Converted once, on the capture thread.
         captured_at: ``time.monotonic()`` when the frame was read, for latency.
@@ -137,12 +138,14 @@ class FrameResult:
         frame: the captured frame (index, time, BGR pixels, the model's RGB input).
         detections: kept instances in the frame's pixels.
         network_ms: time in the network; ``select_ms``: selection and full-size masks.
+        source_name: the image's name (``a.png``) when the source is still images, else None.
     """
 
     frame: Frame
     detections: Detections
     network_ms: float = 0.0
     select_ms: float = 0.0
+    source_name: str | None = None
 
     @property
     def empty_reason(self) -> str | None:
@@ -158,7 +161,8 @@ class VideoInfo:
     """What a source reports, sanitised.
 
     Attributes:
-        size_wh: source frame size (width, height).
+        size_wh: source frame size (width, height), upright: a phone video stored as 320x240
+            with a 90° display rotation is 240x320 here.
         fps: frames per second as a float (23.976 stays 23.976); 0.0 when unknown.
         frame_count: frames the container claims (it may lie), or None when unknown.
         is_live: camera or stream (newest frame wins) vs file (every frame).
@@ -204,6 +208,8 @@ class RunSummary:
     elapsed_s: float = 0.0
     files_written: list[Path] = field(default_factory=list)
     stop_reason: StopReason = StopReason.END
+    images_folder: Path | None = None
+    images_written: int = 0
 
     @property
     def stopped_early(self) -> str | None:
@@ -260,6 +266,9 @@ class RunSummary:
         if self.latencies_ms and self.is_live:
             lines.append(f"latency: median {np.median(self.latencies_ms):.0f} ms, "
                          f"max {max(self.latencies_ms):.0f} ms")
+        if self.images_folder is not None:
+            plural = "" if self.images_written == 1 else "s"
+            lines.append(f"wrote: {self.images_written} image{plural} in {self.images_folder}")
         lines += [f"wrote: {path}" for path in self.files_written]
         if self.stopped_early:
             lines.append(f"stopped early: {self.stopped_early}")

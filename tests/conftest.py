@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -49,6 +50,42 @@ def write_video(path: Path, n_frames: int, size_wh=(160, 120), fps: float = 10.0
     for index in range(n_frames):
         writer.write(frame_for_index(index, size_wh))
     writer.release()
+    return path
+
+
+def write_oriented_video(path: Path, upright_bgr, rotation: int = 0, hflip: bool = False,
+                         vflip: bool = False, rate=Fraction(10), codec: str = "mpeg4",
+                         pix_fmt: str = "yuv420p") -> Path:
+    """A phone-style video: a player (display matrix applied) shows the (H, W, 3) uint8 BGR
+    pictures ``upright_bgr``, while the file stores them turned the other way.
+
+    ``rotation`` is degrees counter-clockwise on screen, then ``hflip``/``vflip`` mirror the
+    rotated picture (PyAV's ``set_display_rotation``; libavutil's display matrix). A phone
+    held upright writes ``rotation=270`` (shown turned 90° clockwise).
+    """
+    if rotation % 90:
+        raise ValueError(f"rotation {rotation} is not a multiple of 90")
+    with av.open(str(path), "w") as container:
+        stream = None
+        for index, upright in enumerate(upright_bgr):
+            # Undo what a player does: mirror back first, then rotate clockwise.
+            stored = upright[:, ::-1] if hflip else upright
+            stored = stored[::-1] if vflip else stored
+            stored = np.ascontiguousarray(np.rot90(stored, k=-(rotation // 90) % 4))
+            if stream is None:
+                stream = container.add_stream(codec, rate=rate)
+                stream.width, stream.height = stored.shape[1], stored.shape[0]
+                stream.pix_fmt = pix_fmt
+                stream.bit_rate = 4_000_000
+                if rotation % 360 or hflip or vflip:
+                    stream.set_display_rotation(rotation, hflip=hflip, vflip=vflip)
+            frame = av.VideoFrame.from_ndarray(stored, format="bgr24")
+            frame.pts, frame.time_base = index, 1 / Fraction(rate)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        assert stream is not None, "no pictures"
+        for packet in stream.encode(None):
+            container.mux(packet)
     return path
 
 
