@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING
 from livesegment.structures import Detections, Frame, FrameResult, RunSummary, StopReason
 
 if TYPE_CHECKING:
-    from livesegment.detector import Detector
-    from livesegment.streaming import ResultStream, stream
+    from livesegment.model.detector import Detector
+    from livesegment.pipeline.results import ResultStream, stream
 
 __version__ = "0.1.0"
 __all__ = ["Detections", "Detector", "Frame", "FrameResult", "ResultStream", "RunSummary",
            "StopReason", "__version__", "stream"]
 
-_LAZY = {"Detector": "livesegment.detector", "stream": "livesegment.streaming",
-         "ResultStream": "livesegment.streaming"}
+_LAZY = {"Detector": "livesegment.model.detector", "stream": "livesegment.pipeline.results",
+         "ResultStream": "livesegment.pipeline.results"}
 
 
 def __getattr__(name: str):

@@ -25,11 +25,11 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from livesegment import tfenv
 from livesegment.errors import ModelError
-from livesegment.models import BUNDLED_DIR, resolve_model, user_models_dir
-from livesegment.resources import data_dir
-from livesegment.verify import describe_classes, installed_models, verify_weights
+from livesegment.model import tfenv
+from livesegment.model.cards import BUNDLED_DIR, resolve_model, user_models_dir
+from livesegment.model.resources import data_dir
+from livesegment.model.verify import describe_classes, installed_models, verify_weights
 
 SAMPLE_VIDEO = data_dir("bundled_samples", "sample_videos") / "shapes.avi"
 CAMERA_INDICES = range(4)
@@ -103,7 +103,7 @@ def check_packages() -> list[Check]:
 
 
 def check_display() -> Check:
-    from livesegment.sinks import display_available
+    from livesegment.output.sinks import display_available
 
     if display_available():
         return Check("display", "ok", "available; `run` shows a window by default")
@@ -204,7 +204,7 @@ def frames_written_and_read(fourcc: str, suffix: str, folder: Path,
 
 def check_writers() -> list[Check]:
     from livesegment.errors import LivesegmentError
-    from livesegment.media import MediaWriter
+    from livesegment.video.media import MediaWriter
 
     checks = []
     with tempfile.TemporaryDirectory(prefix="livesegment-doctor-") as folder, _QuietOpenCV():
@@ -262,7 +262,7 @@ def check_tensorflow() -> list[Check]:
 
 
 def check_models() -> list[Check]:
-    from livesegment.download import partial_downloads
+    from livesegment.model.download import partial_downloads
 
     models = installed_models()
     checks = []
@@ -320,7 +320,7 @@ def check_smoke_run(video: Path = SAMPLE_VIDEO) -> Check:
     if not ok:
         return Check(name, "fail", f"OpenCV cannot decode {video}",
                      "reinstall OpenCV with `uv sync`")
-    from livesegment.detector import Detector
+    from livesegment.model.detector import Detector
 
     try:
         detector = Detector.load(spec)
@@ -336,7 +336,7 @@ def check_smoke_run(video: Path = SAMPLE_VIDEO) -> Check:
                      f"{detections.empty_reason}",
                      f"the weights loaded completely, so the model itself is too weak at "
                      f"threshold {spec.default_threshold:.2f}: retrain it (python -m "
-                     "livesegment.training) or lower default_threshold in its card")
+                     "livesegment.shapes train) or lower default_threshold in its card")
     return Check(name, "ok", f"{spec.name} found {', '.join(found)} on {where} in "
                  f"{elapsed_ms:.0f} ms")
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 # Selects tf-keras before any fixture imports TensorFlow (running one test file alone).
-from livesegment import tfenv
+from livesegment.model import tfenv
 
 tfenv.ensure_legacy_keras()
 
@@ -135,8 +135,8 @@ def tiny_model(tmp_path_factory):
     """
     import tf_keras
 
-    from livesegment.models import ModelSpec, write_card
-    from livesegment.segmenter import build_model
+    from livesegment.model.cards import ModelSpec, write_card
+    from livesegment.model.segmenter import build_model
 
     folder = tmp_path_factory.mktemp("tiny_model")
     spec = tiny_spec(folder / "tiny.h5")
@@ -163,7 +163,7 @@ def remove_layer(path: Path, layer: str = "mrcnn_mask_conv1") -> None:
 
 
 def tiny_spec(weights: Path, class_names=TINY_CLASSES):
-    from livesegment.models import ModelSpec
+    from livesegment.model.cards import ModelSpec
 
     return ModelSpec(name="tiny", weights=Path(weights), backbone="tinynet",
                      class_names=tuple(class_names), input_size=128,
@@ -210,7 +210,7 @@ def needs_shared_data(name: str) -> Path:
 
 def needs_bundled_model() -> Path:
     if not BUNDLED_CARD.exists():
-        pytest.skip("models/shapes.json is not built yet (see livesegment.training)")
+        pytest.skip("models/shapes.json is not built yet (see python -m livesegment.shapes train)")
     return BUNDLED_CARD
 
 

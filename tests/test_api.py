@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT, SAMPLE_VIDEO, needs_bundled_model
 
 import livesegment
-from livesegment.detector import Detector
 from livesegment.errors import UsageError
+from livesegment.model.detector import Detector
 
 
 def _shapes_frame_rgb(seed: int = 12345):
@@ -49,7 +49,7 @@ def test_detector_finds_shapes_in_source_pixels_and_explains_empty_frames():
 
 
 def test_detector_rejects_unknown_classes_and_bad_frames(tiny_model):
-    from livesegment.models import spec_from_card
+    from livesegment.model.cards import spec_from_card
 
     detector = Detector.load(spec_from_card(tiny_model))
     with pytest.raises(UsageError, match="did you mean circle"):
@@ -61,7 +61,7 @@ def test_detector_rejects_unknown_classes_and_bad_frames(tiny_model):
 
 
 def test_stream_yields_every_frame_of_a_file_in_order(video_factory, tiny_model):
-    from livesegment.models import spec_from_card
+    from livesegment.model.cards import spec_from_card
 
     source = video_factory(12, (160, 120), 10.0)
     with livesegment.stream(source, model=spec_from_card(tiny_model), threshold=0.0) as results:
@@ -71,7 +71,7 @@ def test_stream_yields_every_frame_of_a_file_in_order(video_factory, tiny_model)
 
 
 def test_breaking_out_of_a_stream_stops_its_capture_thread(video_factory, tiny_model):
-    from livesegment.models import spec_from_card
+    from livesegment.model.cards import spec_from_card
 
     detector = Detector.load(spec_from_card(tiny_model))
     source = video_factory(40, (160, 120), 10.0)

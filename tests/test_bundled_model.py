@@ -11,7 +11,7 @@ from conftest import SAMPLE_VIDEO, needs_bundled_model, run_cli
 
 from livesegment import shapes
 from livesegment.evaluate import load_jsonl_frames
-from livesegment.models import read_weights_file, resolve_model
+from livesegment.model.cards import read_weights_file, resolve_model
 
 
 def test_default_run_finds_shapes_and_explains_empty_frames(tmp_path):
@@ -72,6 +72,6 @@ def test_bundled_weights_are_small_and_match_the_card():
     assert weights.backbone == "tinynet" and weights.num_classes == 4
     recorded = json.loads(card.read_text())
     assert recorded["sha256"]
-    from livesegment.models import sha256_of
+    from livesegment.model.cards import sha256_of
 
     assert sha256_of(spec.weights) == recorded["sha256"]

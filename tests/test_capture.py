@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import index_of_frame
 
-from livesegment.capture import CaptureThread
-from livesegment.detector import processing_size_wh, to_model_rgb
-from livesegment.sources import open_source
+from livesegment.model.detector import processing_size_wh, to_model_rgb
+from livesegment.video.capture import CaptureThread
+from livesegment.video.sources import open_source
 
 
 def test_every_frame_in_order_with_rgb_at_processing_size(video_factory):
@@ -100,8 +100,8 @@ class FrozenCamera:
     """A driver that keeps returning its last buffer after the camera is gone."""
 
     def __init__(self):
-        from livesegment.sources import SourceRequest
         from livesegment.structures import VideoInfo
+        from livesegment.video.sources import SourceRequest
 
         self.request = SourceRequest("camera", 0)
         self.info = VideoInfo("camera 0", (8, 8), 30.0, None, True)
@@ -130,7 +130,7 @@ class FrozenCamera:
 def test_stale_frames_trigger_the_watchdog_within_two_seconds():
     import time
 
-    from livesegment.capture import CapturePolicy
+    from livesegment.video.capture import CapturePolicy
 
     camera = FrozenCamera()
     policy = CapturePolicy(newest_wins=True, reconnect=True, watchdog_s=2.0)
@@ -147,7 +147,7 @@ def test_stale_frames_trigger_the_watchdog_within_two_seconds():
 
 
 def test_newest_frame_wins_and_counts_drops(video_factory):
-    from livesegment.capture import CapturePolicy
+    from livesegment.video.capture import CapturePolicy
 
     path = video_factory(30, (160, 120), 10.0)
     policy = CapturePolicy(newest_wins=True)

@@ -13,7 +13,7 @@ from conftest import ROOT, remove_layer, run_cli, tiny_spec
 from pycocotools import mask as mask_utils
 
 from livesegment.cli import main
-from livesegment.models import write_card
+from livesegment.model.cards import write_card
 
 
 def _one_line_error(result, code: int, *needles: str) -> None:
@@ -73,7 +73,7 @@ def _broken_copy(tmp_path, tiny_model, name: str, breaker) -> str:
 
 
 def _wrong_classes(tmp_path, tiny_model):
-    from livesegment.segmenter import build_model
+    from livesegment.model.segmenter import build_model
 
     spec = tiny_spec(tmp_path / "wrong.h5", ("BG", "a", "b", "c", "d", "e"))
     build_model(spec).keras_model.save_weights(str(spec.weights))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from livesegment.controls import ViewState
+from livesegment.pipeline.controls import ViewState
 
 
 def test_keys():

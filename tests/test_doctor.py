@@ -11,7 +11,7 @@ from conftest import BUNDLED_CARD, needs_bundled_model, run_cli, tiny_spec
 
 from livesegment import doctor
 from livesegment.cli import main
-from livesegment.models import write_card
+from livesegment.model.cards import write_card
 
 EVERY_CHECK = ("Python: 3.", "TensorFlow: 2.", "tf-keras: 2.", "PixelLib: 0.7.1", "OpenCV: ",
                "numpy: ", "display: ", "cameras: ",

@@ -23,11 +23,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import TINY_CLASSES, run_cli, tiny_spec
 
-from livesegment import download
 from livesegment.cli import main
-from livesegment.download import Downloadable
 from livesegment.errors import ModelError, UsageError
-from livesegment.models import read_card, read_weights_file, resolve_model
+from livesegment.model import download
+from livesegment.model.cards import read_card, read_weights_file, resolve_model
+from livesegment.model.download import Downloadable
 
 
 @dataclass

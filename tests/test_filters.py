@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from livesegment.filters import one_label_per_object, select
+from livesegment.model.filters import one_label_per_object, select
 from livesegment.structures import Candidates
 
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import run_cli
 from PIL import Image, ImageOps
 
-from livesegment.images import read_upright
+from livesegment.video.images import read_upright
 
 SIZE_WH = (160, 120)
 BACKGROUND_BGR = (160, 180, 200)

@@ -11,9 +11,9 @@ import time
 import pytest
 from conftest import probe
 
-from livesegment.interrupts import StopRequest
-from livesegment.models import spec_from_card
+from livesegment.model.cards import spec_from_card
 from livesegment.pipeline import RunOptions, load_detector, run
+from livesegment.pipeline.interrupts import StopRequest
 
 
 def _deliver(signum: int) -> None:

@@ -15,10 +15,10 @@ import pytest
 from conftest import ROOT, run_cli
 from mjpeg_server import MjpegServer
 
-from livesegment.detector import Detector
+from livesegment.model.detector import Detector
 from livesegment.pipeline import RunOptions, run
-from livesegment.sources import parse_source
 from livesegment.structures import Candidates
+from livesegment.video.sources import parse_source
 
 VIDEO_FPS = 30.0
 SLOWDOWN = 5  # the model takes five frame periods per frame
@@ -46,7 +46,7 @@ def _frame_count_and_fps(path) -> tuple[int, float]:
 
 
 def test_realtime_latency_stays_bounded_and_drops_add_up(tmp_path, video_factory, tiny_model):
-    from livesegment.models import spec_from_card
+    from livesegment.model.cards import spec_from_card
 
     source = video_factory(90, (160, 120), VIDEO_FPS)
     output = tmp_path / "live.mp4"

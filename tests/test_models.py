@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from livesegment.errors import ModelError
-from livesegment.models import (
+from livesegment.model.cards import (
     COCO_CLASS_NAMES,
     WeightsFile,
     read_weights_file,

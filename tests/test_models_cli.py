@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import BUNDLED_CARD, needs_bundled_model, remove_layer, run_cli, tiny_spec
 
 from livesegment.cli import main
-from livesegment.models import ModelSpec, resolve_model, write_card
+from livesegment.model.cards import ModelSpec, resolve_model, write_card
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def resnet50_file(tmp_path_factory) -> Path:
     session in this process (PixelLib runs TensorFlow in graph mode)."""
     import tensorflow as tf
 
-    from livesegment.segmenter import build_model
+    from livesegment.model.segmenter import build_model
 
     path = tmp_path_factory.mktemp("resnet50") / "r50.h5"
     spec = ModelSpec(name="r50", weights=path, backbone="resnet50",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from livesegment.overlay import (
+from livesegment.output.overlay import (
     MaskDrawer,
     OverlayStyle,
     annotate,

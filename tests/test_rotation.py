@@ -28,9 +28,9 @@ from conftest import (
 )
 
 from livesegment import shapes
-from livesegment.media import MediaReader
-from livesegment.orientation import Orientation
-from livesegment.sources import open_source, parse_source
+from livesegment.video.media import MediaReader
+from livesegment.video.orientation import Orientation
+from livesegment.video.sources import open_source, parse_source
 
 # Upright quadrant colours, BGR: top-left red, top-right green, bottom-left blue, bottom-right
 # white. Four different colours tell all eight orientations apart.

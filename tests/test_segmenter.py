@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import remove_layer, tiny_spec
 
-from livesegment.detector import to_model_rgb, unmold
 from livesegment.errors import ModelError
-from livesegment.models import read_weights_file
-from livesegment.segmenter import (
+from livesegment.model.cards import read_weights_file
+from livesegment.model.detector import to_model_rgb, unmold
+from livesegment.model.segmenter import (
     Segmenter,
     build_model,
     load_verified,

@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 from pycocotools import mask as mask_utils
 
-from livesegment import shapes
-from livesegment.shapes import (
+from livesegment.shapes import world as shapes
+from livesegment.shapes.__main__ import main as shapes_command
+from livesegment.shapes.world import (
     CLASS_NAMES,
     MIN_VISIBLE_PX,
     Scene,
@@ -200,7 +201,7 @@ def test_truth_jsonl_decodes_to_the_rendered_masks(tmp_path: Path, video: list[S
 
 def test_make_sample_cli(tmp_path: Path) -> None:
     args = ["make-sample", str(tmp_path), "--seed", "1", "--frames", "6", "--size", "160x120"]
-    result = CliRunner().invoke(shapes.main, [*args, "--fps", "10"])
+    result = CliRunner().invoke(shapes_command, [*args, "--fps", "10"])
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "shapes.truth.jsonl").read_text().splitlines()) == 6
     capture = cv2.VideoCapture(str(tmp_path / "shapes.avi"))
@@ -208,7 +209,7 @@ def test_make_sample_cli(tmp_path: Path) -> None:
     assert int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == 160
     capture.release()
 
-    bad = CliRunner().invoke(shapes.main, ["make-sample", str(tmp_path), "--size", "160"])
+    bad = CliRunner().invoke(shapes_command, ["make-sample", str(tmp_path), "--size", "160"])
     assert bad.exit_code == 2
     assert "WIDTHxHEIGHT" in bad.output
 

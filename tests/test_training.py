@@ -1,4 +1,4 @@
-"""Two real training steps through ``livesegment.training``, then a verified load for inference."""
+"""Two real training steps through ``livesegment.shapes.training``, then a verified load."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from livesegment import training
-from livesegment.models import read_weights_file
-from livesegment.segmenter import Segmenter
+from livesegment.model.cards import read_weights_file
+from livesegment.model.segmenter import Segmenter
+from livesegment.shapes import training
 
 
 def test_two_steps_train_and_load_verified(tmp_path):
@@ -93,10 +93,10 @@ def test_head_rois_hold_every_truth_object_and_background_from_the_first_step(tm
     assert empty_rois.any(axis=2).all(), "an empty image gets background ROIs, not padding"
 
 
-@pytest.mark.parametrize("module", ["livesegment.training", "livesegment.quality"])
-def test_developer_commands_keep_tensorflow_off_stderr(module):
+@pytest.mark.parametrize("command", ["train", "quality"])
+def test_developer_commands_keep_tensorflow_off_stderr(command):
     # The README sends people to these two; TensorFlow's import noise is not theirs to read.
-    result = run_cli("--help", module=module)
+    result = run_cli(command, "--help", module="livesegment.shapes")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "Usage:" in result.stdout

@@ -43,7 +43,8 @@ def test_tool_overrides_equal_the_projects():
 
 def test_clone_uses_the_repositorys_models_folder():
     import livesegment
-    from livesegment import doctor, models
+    from livesegment import doctor
+    from livesegment.model import cards as models
 
     if Path(livesegment.__file__).resolve().parent != ROOT / "livesegment":
         pytest.skip("livesegment is imported from an installed wheel, not from this clone")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from livesegment.overlay import class_colour_bgr
+from livesegment.output.overlay import class_colour_bgr
 
 TOOLS = ("Xvfb", "xdotool", "xwd", "convert")
 

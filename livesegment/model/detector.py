@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from livesegment.errors import UsageError
-from livesegment.filters import check_class_names, select
-from livesegment.models import ModelSpec, resolve_model
+from livesegment.model.cards import ModelSpec, resolve_model
+from livesegment.model.filters import check_class_names, select
 from livesegment.structures import Candidates, Detections
 
 # (model_rgb, source_shape_hw) -> Candidates with boxes in source pixels.
@@ -119,7 +119,7 @@ class Detector:
             ModelError: unknown name, or a missing, broken or mismatched weights file.
         """
         spec = model if isinstance(model, ModelSpec) else resolve_model(model, class_names)
-        from livesegment import segmenter  # the TensorFlow import happens here, not before
+        from livesegment.model import segmenter  # the TensorFlow import happens here, not before
 
         return cls(segmenter.Segmenter(spec), spec, threshold=threshold, classes=classes,
                    max_size=max_size)

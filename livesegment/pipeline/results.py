@@ -16,11 +16,11 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from livesegment.capture import CapturePolicy, CaptureStats, CaptureThread
-from livesegment.detector import Detector
-from livesegment.models import ModelSpec
-from livesegment.sources import SourceRequest, VideoSource, open_source, parse_source
+from livesegment.model.cards import ModelSpec
+from livesegment.model.detector import Detector
 from livesegment.structures import FrameResult, VideoInfo
+from livesegment.video.capture import CapturePolicy, CaptureStats, CaptureThread
+from livesegment.video.sources import SourceRequest, VideoSource, open_source, parse_source
 
 
 class ResultStream:

@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from livesegment.errors import OutputError, SourceError, UsageError
-from livesegment.orientation import UPRIGHT, Orientation
+from livesegment.video.orientation import UPRIGHT, Orientation
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from livesegment import tfenv
 from livesegment.errors import ModelError
-from livesegment.models import ModelSpec, WeightsFile, read_weights_file
+from livesegment.model import tfenv
+from livesegment.model.cards import ModelSpec, WeightsFile, read_weights_file
 from livesegment.structures import Candidates
 
 with tfenv.importing_tensorflow():
     from pixellib.instance.config import Config
     from pixellib.instance.mask_rcnn import MaskRCNN, compose_image_meta
 
-from livesegment import tinynet
+from livesegment.model import tinynet
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from livesegment import tfenv
 from livesegment.errors import ModelError
-from livesegment.models import (
+from livesegment.model import tfenv
+from livesegment.model.cards import (
     BUNDLED_DIR,
     ModelSpec,
     WeightsFile,
@@ -103,7 +103,7 @@ def check_architecture(spec: ModelSpec, weights: WeightsFile) -> int:
         ModelError: missing or mismatched layers (from ``segmenter.check_layers``).
     """
     with tfenv.silenced_stderr():
-        from livesegment import segmenter
+        from livesegment.model import segmenter
 
     # The file path plays no part in the network, so one build serves every file of a kind.
     keras_model = _network(dataclasses.replace(spec, weights=Path(), name="verify"))
@@ -122,7 +122,7 @@ def _network(spec: ModelSpec):
     with tfenv.silenced_stderr():
         import tensorflow as tf
 
-        from livesegment import segmenter
+        from livesegment.model import segmenter
 
         with tf.Graph().as_default():
             return segmenter.build_model(spec).keras_model

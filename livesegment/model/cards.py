@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from livesegment.errors import ModelError
-from livesegment.resources import data_dir
+from livesegment.model.resources import data_dir
 
 BUNDLED_DIR = data_dir("bundled_models", "models")
 DEFAULT_MODEL = "shapes"

@@ -1,6 +1,6 @@
 """Measure a model on a freshly simulated shapes video, the way the live pipeline runs it.
 
-    uv run python -m livesegment.quality --card models/shapes.json \
+    uv run python -m livesegment.shapes quality --card models/shapes.json \
         --pick-on 999,1012,1022 --eval-seed 12345 --write
 
 With ``--write`` it then scores fresh videos (``--cli-seeds``) through ``livesegment run
@@ -33,9 +33,9 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from livesegment import shapes
-from livesegment.detector import Detector, to_model_rgb
 from livesegment.evaluate import EvalReport, FrameRecord, Instance, evaluate
-from livesegment.models import ModelSpec, read_card, sha256_of, spec_from_card, write_card
+from livesegment.model.cards import ModelSpec, read_card, sha256_of, spec_from_card, write_card
+from livesegment.model.detector import Detector, to_model_rgb
 
 # The conditions the shapes model is judged on (README / model card).
 VIDEO = {"n_frames": 90, "shape_hw": (480, 640), "fps": 15.0, "n_shapes": (1, 4),
@@ -209,7 +209,7 @@ def main(card: Path, weights: Path | None, pick_on: str, eval_seed: int, thresho
     metrics = {**summary(score(run, threshold), threshold, run), "threshold_picked_on_seeds":
                pick_seeds, "video": {k: list(v) if isinstance(v, tuple) else v
                                   for k, v in VIDEO.items()},
-               "command": "uv run python -m livesegment.quality --card "
+               "command": "uv run python -m livesegment.shapes quality --card "
                           f"{card} --pick-on {pick_on} --eval-seed {eval_seed} "
                           f"--thresholds {thresholds} --write"}
     metrics["meets_bar"] = meets_bar(metrics)

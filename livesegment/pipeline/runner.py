@@ -20,22 +20,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from livesegment.controls import ViewState
-from livesegment.detector import Detector
 from livesegment.errors import LivesegmentError, OutputError, UsageError
-from livesegment.images import (
-    IMAGE_SUFFIXES,
-    ImageOutputs,
-    ImageWriter,
-    check_image_outputs,
-    plan_image_outputs,
-)
-from livesegment.interrupts import StopRequest
-from livesegment.media import CONTAINER_SUFFIXES, MediaWriter
-from livesegment.models import ModelSpec
-from livesegment.overlay import OverlayStyle, annotate
-from livesegment.paths import check_no_overwrite
-from livesegment.sinks import (
+from livesegment.model.cards import ModelSpec
+from livesegment.model.detector import Detector
+from livesegment.output.overlay import OverlayStyle, annotate
+from livesegment.output.sinks import (
     JsonlSink,
     PacedRecorder,
     Sink,
@@ -43,16 +32,27 @@ from livesegment.sinks import (
     check_output_path,
     display_available,
 )
-from livesegment.sources import (
+from livesegment.paths import check_no_overwrite
+from livesegment.pipeline.controls import ViewState
+from livesegment.pipeline.interrupts import StopRequest
+from livesegment.pipeline.results import ResultStream
+from livesegment.structures import FrameResult, RunSummary, StopReason
+from livesegment.timing import FpsMeter
+from livesegment.video.images import (
+    IMAGE_SUFFIXES,
+    ImageOutputs,
+    ImageWriter,
+    check_image_outputs,
+    plan_image_outputs,
+)
+from livesegment.video.media import CONTAINER_SUFFIXES, MediaWriter
+from livesegment.video.sources import (
     ImageSource,
     SourceRequest,
     VideoSource,
     open_source,
     parse_source,
 )
-from livesegment.streaming import ResultStream
-from livesegment.structures import FrameResult, RunSummary, StopReason
-from livesegment.timing import FpsMeter
 
 log = logging.getLogger(__name__)
 

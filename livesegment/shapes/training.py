@@ -1,6 +1,6 @@
 """Train the bundled ``shapes`` Mask R-CNN on freshly rendered scenes.
 
-    uv run python -m livesegment.training --steps 1200 --seed 1 --out models/shapes.h5
+    uv run python -m livesegment.shapes train --steps 1200 --seed 1 --out models/shapes.h5
 
 PixelLib's own training path cannot be used as is: its data generator resizes bool masks with a
 scikit-image call that current releases reject, and its ``compile`` builds a new-style optimizer
@@ -29,7 +29,7 @@ import click
 import cv2
 import numpy as np
 
-from livesegment import tfenv
+from livesegment.model import tfenv
 
 with tfenv.importing_tensorflow():
     import tensorflow as tf
@@ -38,8 +38,9 @@ with tfenv.importing_tensorflow():
     from pixellib.instance import utils as mrcnn_utils
     from pixellib.instance.mask_rcnn import build_rpn_targets, compose_image_meta
 
-from livesegment import segmenter, shapes, tinynet
-from livesegment.models import ModelSpec, sha256_of, write_card
+from livesegment import shapes
+from livesegment.model import segmenter, tinynet
+from livesegment.model.cards import ModelSpec, sha256_of, write_card
 
 log = logging.getLogger(__name__)
 
@@ -432,7 +433,10 @@ def main(steps: int, seed: int, out: Path, batch: int, lr: float, lr_drop_fracti
                                  param_hint="--seed")
     log_file = log_file or checkpoint_dir / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    command = "uv run python -m livesegment.training " + shlex.join(sys.argv[1:])
+    arguments = sys.argv[1:]
+    if arguments[:1] == ["train"]:  # run through ``python -m livesegment.shapes``
+        arguments = arguments[1:]
+    command = "uv run python -m livesegment.shapes train " + shlex.join(arguments)
 
     def echo(line: str) -> None:
         click.echo(line)

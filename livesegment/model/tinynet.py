@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from livesegment import tfenv
+from livesegment.model import tfenv
 
 tfenv.ensure_legacy_keras()
 

@@ -453,12 +453,7 @@ def _parse_size_wh(_ctx: click.Context, _param: click.Parameter, value: str) -> 
     return w, h
 
 
-@click.group()
-def main() -> None:
-    """The shapes world: synthetic videos with exact ground truth."""
-
-
-@main.command("make-sample")
+@click.command("make-sample")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--frames", "n_frames", type=click.IntRange(min=1), default=90, show_default=True)
@@ -480,6 +475,3 @@ def make_sample_command(
     click.echo(f"{video_path}: {n_frames} frames, {w}x{h}, {video_path.stat().st_size} bytes")
     click.echo(f"{truth_path}: ground truth")
 
-
-if __name__ == "__main__":
-    main()

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from livesegment import __version__
 from livesegment.errors import ModelError, UsageError
-from livesegment.models import COCO_CLASS_NAMES, ModelSpec, sha256_of, write_card
+from livesegment.model.cards import COCO_CLASS_NAMES, ModelSpec, sha256_of, write_card
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def _check_free_space(folder: Path, needed_bytes: int) -> None:
 
 
 def _already_verified(entry: Downloadable, final: Path, card: Path) -> bool:
-    from livesegment.verify import verify_weights
+    from livesegment.model.verify import verify_weights
 
     report = verify_weights(final, card=card, full=False)
     if not report.ok:
@@ -310,8 +310,8 @@ def _copy_body(response, part: Path, offset: int, entry: Downloadable, url: str,
 
 def _verify_part(entry: Downloadable, part: Path, url: str) -> int:
     """Size, backbone, classes and every layer against the architecture; else remove it."""
-    from livesegment.models import read_weights_file
-    from livesegment.verify import check_architecture
+    from livesegment.model.cards import read_weights_file
+    from livesegment.model.verify import check_architecture
 
     spec = entry.spec
     try:

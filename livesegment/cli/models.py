@@ -28,9 +28,9 @@ def list_command(full: bool) -> None:
     Registered models are cards (NAME.json) or weights (NAME.h5) in the models folder
     (LIVESEGMENT_HOME/models when set).
     """
-    from livesegment.download import partial_downloads
-    from livesegment.models import user_models_dir
-    from livesegment.verify import describe_classes, installed_models, verify_weights
+    from livesegment.model.cards import user_models_dir
+    from livesegment.model.download import partial_downloads
+    from livesegment.model.verify import describe_classes, installed_models, verify_weights
 
     folder = user_models_dir()
     models = installed_models()
@@ -74,8 +74,8 @@ def download_command(name: str, urls: tuple[str, ...], force: bool, timeout_s: f
     An interrupted download resumes when the command is run again; the file gets its final
     name only once its size and every layer check out.
     """
-    from livesegment import download
-    from livesegment.models import user_models_dir
+    from livesegment.model import download
+    from livesegment.model.cards import user_models_dir
 
     entry = download.find(name)
     result = download.download(entry, user_models_dir(), urls=urls or None, force=force,
@@ -98,7 +98,7 @@ def verify_command(path: str) -> None:
 
     Exit status 0 when it would, 1 otherwise. A sidecar card (PATH with .json) is honoured.
     """
-    from livesegment.verify import verify_weights
+    from livesegment.model.verify import verify_weights
 
     report = verify_weights(_model_path(path))
     if not report.readable:
@@ -110,7 +110,7 @@ def verify_command(path: str) -> None:
 
 def _model_path(text: str) -> Path:
     """A path as given, or the card of a known model name (``coco``, ``shapes``)."""
-    from livesegment.models import BUNDLED_DIR, user_models_dir
+    from livesegment.model.cards import BUNDLED_DIR, user_models_dir
 
     path = Path(text).expanduser()
     if path.exists() or path.suffix:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import click
 
-from livesegment import tfenv
 from livesegment.errors import LivesegmentError, UsageError
-from livesegment.filters import check_class_names
-from livesegment.models import ModelSpec, resolve_model
-from livesegment.overlay import OverlayStyle
+from livesegment.model import tfenv
+from livesegment.model.cards import ModelSpec, resolve_model
+from livesegment.model.filters import check_class_names
+from livesegment.output.overlay import OverlayStyle
 from livesegment.structures import StopReason
 
 log = logging.getLogger("livesegment")
@@ -160,10 +160,10 @@ def run(ctx: click.Context, source: str, model_name: str | None, threshold: floa
     http://). In the window: q/Esc quit, space pause, +/- threshold, b/l/m
     boxes/labels/masks, s snapshot, r record."""
     from livesegment import pipeline
-    from livesegment.sources import parse_source
+    from livesegment.video.sources import parse_source
 
     spec = resolve_model(model_name, _split_names(class_names))
-    from livesegment.media import pick_encoder
+    from livesegment.video.media import pick_encoder
 
     request = parse_source(source, realtime=realtime, camera_size_wh=camera_size,
                            camera_fps=camera_fps, start_s=start_s, end_s=end_s, stride=stride)
@@ -219,7 +219,7 @@ def evaluate_command(detections: Path, truth: Path, iou: float, as_json: bool) -
     click.echo(json.dumps(report.to_dict()) if as_json else report.format())
 
 
-from livesegment.cli_models import doctor, models_group  # noqa: E402
+from livesegment.cli.models import doctor, models_group  # noqa: E402
 
 main.add_command(models_group)
 main.add_command(doctor)

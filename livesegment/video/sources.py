@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 
 from livesegment.errors import SourceError
-from livesegment.images import IMAGE_SUFFIXES, ImageEntry, is_glob, list_images, read_upright
-from livesegment.media import DecodedFrame, MediaReader
 from livesegment.structures import VideoInfo
+from livesegment.video.images import IMAGE_SUFFIXES, ImageEntry, is_glob, list_images, read_upright
+from livesegment.video.media import DecodedFrame, MediaReader
 
 log = logging.getLogger(__name__)
 

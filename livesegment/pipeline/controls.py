@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from livesegment.overlay import OverlayStyle
+from livesegment.output.overlay import OverlayStyle
 
 THRESHOLD_STEP = 0.05
 

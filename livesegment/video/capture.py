@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livesegment.detector import to_model_rgb
 from livesegment.errors import SourceError
-from livesegment.sources import VideoSource
+from livesegment.model.detector import to_model_rgb
 from livesegment.structures import Frame
 from livesegment.timing import FpsMeter
+from livesegment.video.sources import VideoSource
 
 log = logging.getLogger(__name__)
 

@@ -11,16 +11,18 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from livesegment.controls import ViewState
 from livesegment.errors import DisplayError, OutputError
-from livesegment.media import CONTAINER_SUFFIXES, MediaWriter
 from livesegment.structures import Detections, FrameResult, RunSummary
+from livesegment.video.media import CONTAINER_SUFFIXES, MediaWriter
+
+if TYPE_CHECKING:
+    from livesegment.pipeline.controls import ViewState
 
 log = logging.getLogger(__name__)
 

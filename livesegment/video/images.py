@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from livesegment.errors import OutputError, SourceError, UsageError
-from livesegment.media import CONTAINER_SUFFIXES
 from livesegment.paths import check_no_overwrite
+from livesegment.video.media import CONTAINER_SUFFIXES
 
 log = logging.getLogger(__name__)
 

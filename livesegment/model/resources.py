@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
+CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def data_dir(packaged: str, checkout: str) -> Path:
