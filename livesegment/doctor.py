@@ -15,7 +15,6 @@ import os
 import platform
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,10 +29,9 @@ from livesegment.model import tfenv
 from livesegment.model.cards import BUNDLED_DIR, resolve_model, user_models_dir
 from livesegment.model.resources import data_dir
 from livesegment.model.verify import describe_classes, installed_models, verify_weights
+from livesegment.video.sources import CAMERA_PROBE_INDICES, CAMERA_TIMEOUT_S, probe_camera
 
 SAMPLE_VIDEO = data_dir("bundled_samples", "sample_videos") / "shapes.avi"
-CAMERA_INDICES = range(4)
-CAMERA_TIMEOUT_S = 3.0
 
 Status = Literal["ok", "info", "fail"]
 
@@ -126,33 +124,7 @@ class _QuietOpenCV:
         cv2.utils.logging.setLogLevel(self._level)
 
 
-def probe_camera(index: int, timeout_s: float = CAMERA_TIMEOUT_S) -> str:
-    """"delivers frames", "opens but gives no frame", "absent", or a timeout note."""
-    outcome: list[str] = []
-
-    def probe() -> None:
-        try:
-            capture = cv2.VideoCapture(index)
-            try:
-                if not capture.isOpened():
-                    outcome.append("absent")
-                else:
-                    outcome.append("delivers frames" if capture.read()[0]
-                                   else "opens but gives no frame")
-            finally:
-                capture.release()
-        except cv2.error as error:
-            outcome.append(f"OpenCV error ({error.msg.strip()})")
-
-    # A driver can block in open(); the probe thread is abandoned rather than waited for.
-    thread = threading.Thread(target=probe, name=f"livesegment-camera-probe-{index}",
-                              daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    return outcome[0] if outcome else f"no answer within {timeout_s:.0f} s"
-
-
-def check_cameras(indices=CAMERA_INDICES, timeout_s: float = CAMERA_TIMEOUT_S) -> Check:
+def check_cameras(indices=CAMERA_PROBE_INDICES, timeout_s: float = CAMERA_TIMEOUT_S) -> Check:
     with _QuietOpenCV():
         results = {index: probe_camera(index, timeout_s) for index in indices}
     working = [str(i) for i, result in results.items() if result == "delivers frames"]

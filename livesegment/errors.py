@@ -7,12 +7,15 @@ class LivesegmentError(Exception):
     """Base of every error a user can cause; its message is one line naming the fix.
 
     Messages name no command-line flags: ``parameter`` says which argument of the library call
-    was wrong (``"output"``, ``"classes"``), and the CLI puts its own flag in front.
+    was wrong (``"output"``, ``"classes"``) and ``value`` what it was, so the CLI can put its own
+    flag in front ("--output out.mp4: cannot create …").
     """
 
-    def __init__(self, message: str, *, parameter: str | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, *, parameter: str | None = None, value: object = None):
+        super().__init__(message if value is None else f"{value}: {message}")
+        self.detail = message
         self.parameter = parameter
+        self.value = value
 
 
 class SourceError(LivesegmentError):

@@ -24,6 +24,15 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 
+def encode_mask(mask_hw: np.ndarray) -> dict[str, object]:
+    """COCO compressed RLE of an (H, W) bool mask, JSON-ready: ``{"size": [H, W], "counts": str}``.
+
+    The one encoder behind the JSONL detections, the truth files and the scores.
+    """
+    rle = mask_utils.encode(np.asfortranarray(mask_hw.astype(np.uint8)))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
 @dataclass(frozen=True, slots=True)
 class Instance:
     """One detection or truth object.
@@ -37,6 +46,12 @@ class Instance:
     class_name: str
     rle: dict[str, object]
     score: float = 1.0
+
+    @classmethod
+    def from_mask(cls, class_name: str, mask_hw: np.ndarray, score: float = 1.0) -> Instance:
+        encoded = encode_mask(mask_hw)
+        return cls(class_name, {"size": encoded["size"],
+                                "counts": str(encoded["counts"]).encode("ascii")}, score)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,23 +25,3 @@ class FpsMeter:
                 return 0.0
             span = self._stamps[-1] - self._stamps[0]
             return (len(self._stamps) - 1) / span if span > 0 else 0.0
-
-
-class Stopwatch:
-    """``with stopwatch: ...`` accumulates the block's duration; ``last_ms`` is the latest."""
-
-    def __init__(self) -> None:
-        self.last_ms = 0.0
-        self.total_s = 0.0
-        self.count = 0
-        self._started = 0.0
-
-    def __enter__(self) -> Stopwatch:
-        self._started = time.monotonic()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        elapsed = time.monotonic() - self._started
-        self.last_ms = elapsed * 1000
-        self.total_s += elapsed
-        self.count += 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import signal
 import sys
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from livesegment.cli.types import SizeType
 from livesegment.errors import LivesegmentError, UsageError
 from livesegment.model import tfenv
 from livesegment.model.cards import ModelSpec, resolve_model
@@ -32,26 +32,17 @@ def _split_names(value: str | None) -> tuple[str, ...] | None:
 # Library errors name the argument; the user typed a flag.
 FLAGS = {"classes": "--classes", "threshold": "--threshold", "output": "--output",
          "json_path": "--json", "max_size": "--max-size", "codec": "--codec",
-         "source": "SOURCE", "model": "--model", "class_names": "--class-names"}
+         "model": "--model", "class_names": "--class-names", "urls": "--url",
+         "display": "--display"}
 
 
 def _message(error: LivesegmentError) -> str:
     flag = FLAGS.get(error.parameter or "")
-    return f"{flag}: {error}" if flag else str(error)
-
-
-class SizeType(click.ParamType):
-    """``WxH`` -> (width, height)."""
-
-    name = "WxH"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(value))
-        if not match or min(int(match[1]), int(match[2])) < 16:
-            self.fail(f"{value!r} is not a size like 1280x720", param, ctx)
-        return int(match[1]), int(match[2])
+    if flag is None:
+        return str(error)
+    if error.value is not None:
+        return f"{flag} {error.value}: {error.detail}"
+    return f"{flag}: {error.detail}"
 
 
 def _terminate_as_interrupt(signum, frame) -> None:

@@ -134,10 +134,10 @@ def check_urls(urls: tuple[str, ...], *, explicit: bool) -> None:
         if scheme == "https" or (explicit and scheme == "http"):
             continue
         if explicit:
-            raise UsageError(f"--url {url}: only https:// (or an explicit http://) URLs "
-                             "can be downloaded")
-        raise UsageError(f"built-in mirror {url} is not HTTPS; refusing it (pass --url to "
-                         "choose a mirror yourself)")
+            raise UsageError("only https:// (or an explicit http://) URLs can be downloaded",
+                             parameter="urls", value=url)
+        raise UsageError(f"built-in mirror {url} is not HTTPS; refusing it (give the URL of a "
+                         "mirror yourself)")
 
 
 def download(entry: Downloadable, folder: Path, *, urls: tuple[str, ...] | None = None,
@@ -185,14 +185,14 @@ def download(entry: Downloadable, folder: Path, *, urls: tuple[str, ...] | None 
             part.unlink()
             raise ModelError(f"{entry.name} from {url} failed verification and was removed: "
                              f"sha256 {digest[:16]}… is not the expected "
-                             f"{entry.sha256[:16]}…; try again or another mirror with --url")
+                             f"{entry.sha256[:16]}…; try again, or give another mirror's URL")
         layers = _verify_part(entry, part, url)
         os.replace(part, final)
         _write_card_atomically(dataclasses.replace(entry.spec, weights=final, sha256=digest),
                                card, source=url)
         return Downloaded(final, card, url, resumed_from, layers)
     raise ModelError(f"could not download {entry.name}: {'; '.join(failures)}; "
-                     "pass --url with a working mirror")
+                     "give the URL of a working mirror")
 
 
 def _size_or_zero(path: Path) -> int:
@@ -327,7 +327,7 @@ def _verify_part(entry: Downloadable, part: Path, url: str) -> int:
     except ModelError as error:
         part.unlink(missing_ok=True)
         raise ModelError(f"{entry.name} from {url} failed verification and was removed "
-                         f"({error}); try again or another mirror with --url") from error
+                         f"({error}); try again, or give another mirror's URL") from error
 
 
 def _write_card_atomically(spec: ModelSpec, card: Path, **extra) -> None:

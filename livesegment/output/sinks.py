@@ -15,47 +15,47 @@ from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from livesegment.errors import DisplayError, OutputError
+from livesegment.evaluate import encode_mask
 from livesegment.structures import Detections, FrameResult, RunSummary
-from livesegment.video.media import CONTAINER_SUFFIXES, MediaWriter
+from livesegment.video.media import CONTAINER_SUFFIXES, FALLBACK_FPS, MediaWriter
 
 if TYPE_CHECKING:
     from livesegment.pipeline.controls import ViewState
 
 log = logging.getLogger(__name__)
 
-# Used when the source does not report a frame rate (single images, some containers).
-FALLBACK_FPS = 30.0
 
 
-def check_output_path(path: Path, option: str, suffixes: tuple[str, ...] | None = None) -> None:
+def check_output_path(path: Path, parameter: str, suffixes: tuple[str, ...] | None = None
+                      ) -> None:
     """Fail before any work if ``path`` cannot be written.
+
+    Args:
+        parameter: the argument ``path`` was given as (``"output"``, ``"json_path"``).
 
     Raises:
         OutputError: the folder is missing or read-only, the path is a folder, or the suffix
             is not supported.
     """
     path = Path(path)
+
+    def refuse(message: str) -> OutputError:
+        return OutputError(message, parameter=parameter, value=path)
+
     if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise OutputError(f"{option} {path}: unsupported file type {path.suffix or '(none)'}; "
-                          f"use one of {', '.join(suffixes)}")
+        raise refuse(f"unsupported file type {path.suffix or '(none)'}; "
+                     f"use one of {', '.join(suffixes)}")
     if path.is_dir():
-        raise OutputError(f"{option} {path}: is a folder; give a file name")
+        raise refuse("is a folder; give a file name")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise OutputError(f"{option} {path}: folder {folder} does not exist; create it first")
+        raise refuse(f"folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK):
-        raise OutputError(f"{option} {path}: folder {folder} is not writable")
+        raise refuse(f"folder {folder} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
-        raise OutputError(f"{option} {path}: file exists and is not writable")
-
-
-def encode_mask(mask: np.ndarray) -> dict:
-    """(H, W) bool mask -> COCO compressed RLE ``{"size": [h, w], "counts": str}``."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+        raise refuse("file exists and is not writable")
 
 
 def detections_to_json(detections: Detections) -> list[dict]:
@@ -93,7 +93,7 @@ class JsonlSink:
 
     def __init__(self, path: Path, summary: RunSummary | None = None, follows=None):
         self.path = Path(path)
-        check_output_path(self.path, "--json")
+        check_output_path(self.path, "json_path")
         self.summary = summary
         self.follows = follows
         self.paths = [self.path]
@@ -102,7 +102,8 @@ class JsonlSink:
         try:
             self._file = self.path.open("w", encoding="utf-8")
         except OSError as error:
-            raise OutputError(f"--json {self.path}: cannot write ({error.strerror})") from error
+            raise OutputError(f"cannot write ({error.strerror})", parameter="json_path",
+                              value=self.path) from error
 
     def write(self, result: FrameResult, picture: np.ndarray | None = None) -> None:
         """Queue ``result``; write the queued lines whose frames are durable in the video."""
@@ -131,7 +132,8 @@ class JsonlSink:
             self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
             self._file.flush()
         except OSError as error:
-            raise OutputError(f"--json {self.path}: write failed ({error.strerror})") from error
+            raise OutputError(f"write failed ({error.strerror})", parameter="json_path",
+                              value=self.path) from error
 
     def close(self) -> None:
         """Write what is still queued and the summary line, whose presence marks a complete
@@ -210,7 +212,7 @@ class WindowSink:
 
     def __init__(self, controls: ViewState, title: str = "livesegment"):
         if (problem := display_problem()) is not None:
-            raise DisplayError(f"{problem}; run with --no-display")
+            raise DisplayError(f"{problem}; turn the window off", parameter="display")
         self.controls = controls
         self.title = title
         self.paths: list[Path] = []
@@ -219,8 +221,8 @@ class WindowSink:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO
                             | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as error:
-            raise DisplayError(f"cannot open a window ({error.msg.strip()}); "
-                               "run with --no-display") from error
+            raise DisplayError(f"cannot open a window ({error.msg.strip()}); turn the window "
+                               "off", parameter="display") from error
         self._sized = False
 
     def write(self, result: FrameResult, picture: np.ndarray) -> None:
@@ -260,7 +262,7 @@ class PacedRecorder:
     def __init__(self, path: Path, size_wh: tuple[int, int], fps: float | None = None,
                  codec: str = "h264"):
         self.path = Path(path)
-        check_output_path(self.path, "--output", CONTAINER_SUFFIXES)
+        check_output_path(self.path, "output", CONTAINER_SUFFIXES)
         self.size_wh = size_wh
         self.codec = codec
         self._fps = fps

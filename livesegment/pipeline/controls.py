@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from livesegment.output.overlay import OverlayStyle
 
 THRESHOLD_STEP = 0.05
-
-KEY_HELP = ("q/Esc quit  space pause  +/- threshold  b boxes  l labels  m masks  "
-            "s snapshot  r record")
 
 
 @dataclass(slots=True)
@@ -45,7 +43,7 @@ class ViewState:
         if char in toggles:
             name = toggles[char]
             value = not getattr(self.style, name)
-            self.style = _replace_style(self.style, **{name: value})
+            self.style = dataclasses.replace(self.style, **{name: value})
             return f"{name} {'on' if value else 'off'}"
         if char == "s":
             self.snapshot_requested = True
@@ -55,8 +53,3 @@ class ViewState:
             return "record"
         return None
 
-
-def _replace_style(style: OverlayStyle, **changes) -> OverlayStyle:
-    values = {name: getattr(style, name) for name in ("masks", "boxes", "labels", "opacity")}
-    values.update(changes)
-    return OverlayStyle(**values)

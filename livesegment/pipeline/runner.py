@@ -45,7 +45,7 @@ from livesegment.video.images import (
     check_image_outputs,
     plan_image_outputs,
 )
-from livesegment.video.media import CONTAINER_SUFFIXES, MediaWriter
+from livesegment.video.media import CONTAINER_SUFFIXES, FALLBACK_FPS, MediaWriter
 from livesegment.video.sources import (
     ImageSource,
     SourceRequest,
@@ -127,8 +127,8 @@ class RecordingSink:
         if self._takes > 1:
             path = output.with_name(f"{output.stem}-{self._takes}{output.suffix}")
             if self.source.request.kind in ("file", "image"):
-                check_no_overwrite([("SOURCE", Path(str(self.source.request.target)))],
-                                   [("recording", path)])
+                check_no_overwrite([("source", Path(str(self.source.request.target)))],
+                                   [("output", path)])
             return path
         return output
 
@@ -136,9 +136,9 @@ class RecordingSink:
         info, request, options = self.source.info, self.source.request, self.options
         if info.is_live:
             return PacedRecorder(path, info.size_wh, options.output_fps, options.codec)
-        check_output_path(path, "--output", CONTAINER_SUFFIXES)
+        check_output_path(path, "output", CONTAINER_SUFFIXES)
         audio = info.has_audio and options.audio and request.kind == "file"
-        return MediaWriter(path, info.size_wh, info.rate or Fraction(30), options.codec,
+        return MediaWriter(path, info.size_wh, info.rate or Fraction(FALLBACK_FPS), options.codec,
                            audio_from=Path(str(request.target)) if audio else None,
                            audio_start_s=request.start_s, audio_end_s=request.end_s)
 
@@ -207,16 +207,16 @@ def _check_outputs(options: RunOptions, request: SourceRequest) -> None:
     output = options.output
     if output is not None and not request.is_still:
         if Path(output).suffix.lower() in IMAGE_SUFFIXES:
-            raise UsageError(f"--output {output}: SOURCE {request.target} is a video, so "
-                             f"--output is a video; use {', '.join(CONTAINER_SUFFIXES)} "
-                             "(an image output needs an image, folder or glob SOURCE)")
-        check_output_path(output, "--output")
+            raise UsageError(f"the source {request.target} is a video, so the output is a video "
+                             f"too; use {', '.join(CONTAINER_SUFFIXES)} (an image output needs "
+                             "an image, folder or glob source)", parameter="output", value=output)
+        check_output_path(output, "output")
     if options.json_path is not None:
-        check_output_path(options.json_path, "--json")
+        check_output_path(options.json_path, "json_path")
     if not request.is_still:
         source = Path(str(request.target)) if request.kind == "file" else None
-        check_no_overwrite([("SOURCE", source)],
-                           [("--output", output), ("--json", options.json_path)])
+        check_no_overwrite([("source", source)],
+                           [("output", output), ("json_path", options.json_path)])
 
 
 def _plan_images(options: RunOptions, source: ImageSource) -> ImageOutputs | None:
@@ -374,7 +374,7 @@ def _between_frames(results: ResultStream, picture: np.ndarray, session: _Sessio
         if controls.record_toggle_requested:
             controls.record_toggle_requested = False
             if session.recorder is None:
-                log.info("r records videos; for a still image use s (snapshot) or --output")
+                log.info("r records videos; for a still image use s (snapshot) or an output")
             else:
                 session.recorder.toggle()
         if not controls.paused or controls.quit or session.stop.is_set():

@@ -6,7 +6,6 @@ from livesegment.shapes.world import (
     SHAPE_CLASSES,
     Scene,
     ShapeObject,
-    encode_mask_rle,
     make_sample,
     render_scene,
     simulate_video,
@@ -15,6 +14,5 @@ from livesegment.shapes.world import (
     write_video,
 )
 
-__all__ = ["CLASS_NAMES", "SHAPE_CLASSES", "Scene", "ShapeObject", "encode_mask_rle",
-           "make_sample", "render_scene", "simulate_video", "truth_record", "write_truth",
-           "write_video"]
+__all__ = ["CLASS_NAMES", "SHAPE_CLASSES", "Scene", "ShapeObject", "make_sample",
+           "render_scene", "simulate_video", "truth_record", "write_truth", "write_video"]

@@ -30,7 +30,6 @@ from pathlib import Path
 import click
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from livesegment import shapes
 from livesegment.evaluate import EvalReport, FrameRecord, Instance, evaluate
@@ -42,10 +41,6 @@ VIDEO = {"n_frames": 90, "shape_hw": (480, 640), "fps": 15.0, "n_shapes": (1, 4)
          "size_px": (40.0, 120.0), "empty_fraction": 1 / 6}
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 BAR = {"recall": 0.90, "precision": 0.90, "mean_mask_iou": 0.80, "false_per_empty_frame": 0.05}
-
-
-def _rle(mask_hw: np.ndarray) -> dict[str, object]:
-    return mask_utils.encode(np.asfortranarray(mask_hw.astype(np.uint8)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +67,10 @@ def run_video(detector: Detector, seed: int) -> VideoRun:
                                              scene.shape_hw, threshold=0.0)
         times.append(detector.timings.total_ms)
         found.append(FrameRecord(index, scene.shape_hw, tuple(
-            Instance(str(name), _rle(mask), float(s)) for name, mask, s in
+            Instance.from_mask(str(name), mask, float(s)) for name, mask, s in
             zip(detections.class_names, detections.masks, detections.scores, strict=True))))
         truth.append(FrameRecord(index, scene.shape_hw, tuple(
-            Instance(o.class_name, _rle(o.mask)) for o in scene.objects)))
+            Instance.from_mask(o.class_name, o.mask) for o in scene.objects)))
     # The first call builds TF's graph functions; keep it out of the timing.
     return VideoRun(seed, tuple(found), tuple(truth), tuple(times[1:] or times))
 

@@ -21,10 +21,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import click
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
+
+from livesegment.evaluate import encode_mask
 
 CLASS_NAMES = ("BG", "circle", "square", "triangle")
 SHAPE_CLASSES = CLASS_NAMES[1:]
@@ -368,17 +368,11 @@ def _shows_enough(spec: _ShapeSpec, shape_hw: tuple[int, int]) -> bool:
     return inside >= MIN_VISIBLE_PX and inside >= MIN_VISIBLE_FRACTION * spec.area_px
 
 
-def encode_mask_rle(mask_hw: np.ndarray) -> dict[str, object]:
-    """COCO compressed RLE of an (H, W) bool mask as JSON: ``{"size": [H, W], "counts": str}``."""
-    rle = mask_utils.encode(np.asfortranarray(mask_hw.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
 def truth_record(frame_index: int, scene: Scene) -> dict[str, object]:
     """The JSON-ready ground-truth record of one frame (boxes xyxy, x2/y2 exclusive)."""
     h, w = scene.shape_hw
     objects = [
-        {"class": o.class_name, "box": list(o.box_xyxy), "mask": encode_mask_rle(o.mask)}
+        {"class": o.class_name, "box": list(o.box_xyxy), "mask": encode_mask(o.mask)}
         for o in scene.objects
     ]
     return {"frame": frame_index, "width": w, "height": h, "objects": objects}
@@ -441,37 +435,3 @@ def make_sample(
     write_video(video_path, simulate_video(seed, n_frames, shape_hw, fps), fps)
     write_truth(truth_path, simulate_video(seed, n_frames, shape_hw, fps))
     return video_path, truth_path
-
-
-def _parse_size_wh(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 640x480, got {value!r}") from None
-    if w < 32 or h < 32:
-        raise click.BadParameter(f"frame must be at least 32x32, got {value!r}")
-    return w, h
-
-
-@click.command("make-sample")
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--frames", "n_frames", type=click.IntRange(min=1), default=90, show_default=True)
-@click.option(
-    "--size",
-    "size_wh",
-    default="640x480",
-    show_default=True,
-    callback=_parse_size_wh,
-    help="Frame size as WIDTHxHEIGHT.",
-)
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=15.0, show_default=True)
-def make_sample_command(
-    out_dir: Path, seed: int, n_frames: int, size_wh: tuple[int, int], fps: float
-) -> None:
-    """Write OUT_DIR/shapes.avi and OUT_DIR/shapes.truth.jsonl."""
-    w, h = size_wh
-    video_path, truth_path = make_sample(out_dir, seed, n_frames, (h, w), fps)
-    click.echo(f"{video_path}: {n_frames} frames, {w}x{h}, {video_path.stat().st_size} bytes")
-    click.echo(f"{truth_path}: ground truth")
-

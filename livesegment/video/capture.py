@@ -60,7 +60,6 @@ class CaptureStats:
         self.captured = 0
         self.dropped = 0
         self.reconnect_attempts = 0
-        self.reconnected = 0
         self.fps = FpsMeter()
 
 
@@ -131,7 +130,6 @@ class CaptureThread:
         while not self._stop.is_set() and time.monotonic() < deadline:
             self.stats.reconnect_attempts += 1
             if self.source.reopen():
-                self.stats.reconnected += 1
                 log.warning("%s is back", self.name)
                 return
             self._stop.wait(min(delay_s, max(0.0, deadline - time.monotonic())))

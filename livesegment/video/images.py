@@ -29,8 +29,11 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 GLOB_CHARACTERS = re.compile(r"[*?[]")
 # Annotated photos stay close to the source's look without the size of lossless files.
-WRITE_PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95],
-                ".webp": [cv2.IMWRITE_WEBP_QUALITY, 95]}
+WRITE_PARAMS = {
+    ".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95],
+    ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95],
+    ".webp": [cv2.IMWRITE_WEBP_QUALITY, 95],
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +81,7 @@ def read_upright(path: Path) -> np.ndarray:
 def _natural_key(name: str) -> tuple[list, str]:
     # img2 before img10, as a file manager lists them; the raw name breaks ties.
     parts = re.split(r"([0-9]+)", name)
-    return [int(part) if index % 2 else part.casefold()
-            for index, part in enumerate(parts)], name
+    return [int(part) if index % 2 else part.casefold() for index, part in enumerate(parts)], name
 
 
 def list_images(target: str) -> list[ImageEntry]:
@@ -94,25 +96,30 @@ def list_images(target: str) -> list[ImageEntry]:
     suffixes = ", ".join(IMAGE_SUFFIXES)
     folder = Path(target).expanduser()
     if folder.is_dir():
-        files = [path for path in folder.iterdir()
-                 if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-                 and path.is_file()]
+        files = [
+            path
+            for path in folder.iterdir()
+            if path.suffix.lower() in IMAGE_SUFFIXES
+            and not path.name.startswith(".")
+            and path.is_file()
+        ]
         if not files:
             raise SourceError(f"{target}: no images in this folder (looked for {suffixes})")
         entries = [ImageEntry(path, path.name) for path in files]
     else:
-        matches = [Path(match) for match in glob.glob(os.path.expanduser(target),
-                                                      recursive=True)]
-        files = [path for path in matches
-                 if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+        matches = [Path(match) for match in glob.glob(os.path.expanduser(target), recursive=True)]
+        files = [
+            path for path in matches if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+        ]
         if not matches:
             raise SourceError(f"{target}: no file matches this pattern")
         if not files:
             raise SourceError(f"{target}: matches no image file (looked for {suffixes})")
         # Names relative to the deepest common folder: unique, and as short as they can be.
         common = Path(os.path.commonpath([str(path.absolute().parent) for path in files]))
-        entries = [ImageEntry(path, path.absolute().relative_to(common).as_posix())
-                   for path in files]
+        entries = [
+            ImageEntry(path, path.absolute().relative_to(common).as_posix()) for path in files
+        ]
     return sorted(entries, key=lambda entry: _natural_key(entry.name))
 
 
@@ -125,13 +132,14 @@ class ImageOutputs:
     folder: Path | None
 
 
-def _writable_folder(folder: Path, option: str, output: Path) -> None:
+def _writable_folder(folder: Path, output: Path) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{option} {output}: folder {folder} is not writable")
+        raise OutputError(f"folder {folder} is not writable", parameter="output", value=output)
 
 
-def plan_image_outputs(entries: Sequence[ImageEntry], output: Path, source: str,
-                       single: bool) -> ImageOutputs:
+def plan_image_outputs(
+    entries: Sequence[ImageEntry], output: Path, source: str, single: bool
+) -> ImageOutputs:
     """Decide the annotated copy of each input: ``output`` itself for a single image given an
     image file name, else ``output/<name>`` with each input's own name and format.
 
@@ -144,38 +152,62 @@ def plan_image_outputs(entries: Sequence[ImageEntry], output: Path, source: str,
     kinds = ", ".join(IMAGE_SUFFIXES)
     if single and not output.is_dir():
         if suffix in CONTAINER_SUFFIXES:
-            raise UsageError(f"--output {output}: SOURCE {source} is an image, so --output is "
-                             f"an image too; use {kinds} (a video output needs a video SOURCE)")
+            raise UsageError(
+                f"the source {source} is an image, so the output is "
+                f"an image too; use {kinds} (a video output needs a video SOURCE)",
+                parameter="output",
+                value=output,
+            )
         if suffix not in IMAGE_SUFFIXES:
-            raise UsageError(f"--output {output}: unsupported file type {suffix or '(none)'} "
-                             f"for an image SOURCE; use {kinds} or an existing folder")
+            raise UsageError(
+                f"unsupported file type {suffix or '(none)'} "
+                f"for an image SOURCE; use {kinds} or an existing folder",
+                parameter="output",
+                value=output,
+            )
         folder = output.parent if str(output.parent) else Path(".")
         if not folder.is_dir():
-            raise OutputError(f"--output {output}: folder {folder} does not exist; "
-                              "create it first")
-        _writable_folder(folder, "--output", output)
+            raise OutputError(
+                f"folder {folder} does not exist; create it first", parameter="output", value=output
+            )
+        _writable_folder(folder, output)
         if output.exists() and not os.access(output, os.W_OK):
-            raise OutputError(f"--output {output}: file exists and is not writable")
+            raise OutputError("file exists and is not writable", parameter="output", value=output)
         return ImageOutputs((output,), None)
     if not output.is_dir():
         if suffix in IMAGE_SUFFIXES or suffix in CONTAINER_SUFFIXES:
-            raise UsageError(f"--output {output}: SOURCE {source} is {len(entries)} images, so "
-                             "--output must be a folder (one annotated image per input), "
-                             f"e.g. {output.with_suffix('')}/")
+            raise UsageError(
+                f"the source {source} is {len(entries)} images, so "
+                "the output must be a folder (one annotated image per input), "
+                f"e.g. {output.with_suffix('')}/",
+                parameter="output",
+                value=output,
+            )
         if output.exists():
-            raise UsageError(f"--output {output}: is a file; SOURCE {source} needs a folder "
-                             "for its annotated images")
+            raise UsageError(
+                f"is a file; the source {source} needs a folder for its annotated images",
+                parameter="output",
+                value=output,
+            )
         parent = output.parent if str(output.parent) else Path(".")
         if not parent.is_dir():
-            raise OutputError(f"--output {output}: folder {parent} does not exist; "
-                              f"create it first (only {output.name} itself is created)")
-        _writable_folder(parent, "--output", output)
+            raise OutputError(
+                f"folder {parent} does not exist; "
+                f"create it first (only {output.name} itself is created)",
+                parameter="output",
+                value=output,
+            )
+        _writable_folder(parent, output)
     else:
-        _writable_folder(output, "--output", output)
+        _writable_folder(output, output)
         source_folder = Path(source).expanduser()
         if source_folder.is_dir() and os.path.samefile(source_folder, output):
-            raise UsageError(f"--output {output} is the SOURCE folder: the annotated images "
-                             "would replace the originals, so choose another folder")
+            raise UsageError(
+                "is the source folder: the annotated images "
+                "would replace the originals, so choose another folder",
+                parameter="output",
+                value=output,
+            )
     return ImageOutputs(tuple(output / entry.name for entry in entries), output)
 
 
@@ -189,8 +221,9 @@ def _identity(path: Path) -> tuple:
     return ("inode", status.st_dev, status.st_ino)
 
 
-def check_image_outputs(entries: Sequence[ImageEntry], outputs: ImageOutputs,
-                        json_path: Path | None) -> None:
+def check_image_outputs(
+    entries: Sequence[ImageEntry], outputs: ImageOutputs, json_path: Path | None
+) -> None:
     """Refuse, before anything is written, any output that is an input image or another output.
 
     Every (input, output) pair is compared; an index of file identities keeps that linear in the
@@ -227,8 +260,11 @@ class ImageWriter:
             try:
                 self.folder.mkdir(exist_ok=True)
             except OSError as error:
-                raise OutputError(f"--output {self.folder}: cannot create the folder "
-                                  f"({error.strerror or error})") from error
+                raise OutputError(
+                    f"cannot create the folder ({error.strerror or error})",
+                    parameter="output",
+                    value=self.folder,
+                ) from error
 
     def write(self, bgr: np.ndarray, index: int) -> Path:
         """Write (H, W, 3) uint8 BGR ``bgr`` as the annotated copy of input ``index``.
@@ -243,8 +279,11 @@ class ImageWriter:
         except cv2.error:
             ok = False
         if not ok:
-            raise OutputError(f"--output {path}: OpenCV cannot encode {suffix} here; "
-                              "try .png or .jpg")
+            raise OutputError(
+                f"OpenCV cannot encode {suffix} here; try .png or .jpg",
+                parameter="output",
+                value=path,
+            )
         partial = path.with_name(f".{path.name}.partial")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -253,7 +292,8 @@ class ImageWriter:
         except OSError as error:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
-            raise OutputError(f"--output {path}: write failed "
-                              f"({error.strerror or error})") from error
+            raise OutputError(
+                f"write failed ({error.strerror or error})", parameter="output", value=path
+            ) from error
         self.written.append(path)
         return path

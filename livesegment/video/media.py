@@ -41,6 +41,8 @@ CONTAINER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof",
                   "flush_packets": "1"}
 KEYFRAME_INTERVAL_S = 1.0
+# Used when the source does not report a frame rate (some containers, live rates not measured).
+FALLBACK_FPS = 30
 AAC_PRIMING_SAMPLES = 1024
 # Frames held back to put out-of-order timestamps right (see _decoded_in_time_order).
 REORDER_DEPTH = 4
@@ -208,8 +210,8 @@ def pick_encoder(codec: str) -> str:
                 continue
     known = ", ".join(name for name in CODECS if any(n in av.codecs_available
                                                      for n in CODECS[name]))
-    raise UsageError(f"--codec {codec}: no encoder for it in this FFmpeg build; "
-                     f"available: {known}")
+    raise UsageError(f"no encoder for it in this FFmpeg build; available: {known}",
+                     parameter="codec", value=codec)
 
 
 def even_size(size_wh: tuple[int, int]) -> tuple[int, int]:
@@ -221,7 +223,7 @@ def even_size(size_wh: tuple[int, int]) -> tuple[int, int]:
 class MediaWriter:
     """Annotated frames into a crash-safe video file, with the source's audio when asked.
 
-    MP4/MOV files are fragmented per frame and flushed per packet: Ctrl-C, SIGTERM and even
+    MP4/MOV files get a fragment per keyframe (one a second) and a flush per packet: Ctrl-C, SIGTERM and even
     SIGKILL leave a playable file. Every write is checked; a failure (disk full) raises
     OutputError and what was written before stays playable.
 
@@ -250,8 +252,8 @@ class MediaWriter:
         try:
             self.container = av.open(str(self.path), "w", options=dict(options))
         except (av.error.FFmpegError, OSError) as error:
-            raise OutputError(f"--output {self.path}: cannot create ({_reason(error)})") \
-                from error
+            raise OutputError(f"cannot create ({_reason(error)})", parameter="output",
+                              value=self.path) from error
         try:
             self.stream = self.container.add_stream(encoder, rate=self.rate,
                                                     options=_encoder_options(encoder))
@@ -265,8 +267,8 @@ class MediaWriter:
             self.stream.codec_context.time_base = self.time_base
         except (av.error.FFmpegError, ValueError) as error:
             self.container.close()
-            raise OutputError(f"--output {self.path}: {encoder} cannot be used here "
-                              f"({_reason(error)}); try --codec mpeg4") from error
+            raise OutputError(f"{encoder} cannot be used here ({_reason(error)}); try the "
+                              "mpeg4 codec", parameter="output", value=self.path) from error
         self.audio = None
         if audio_from is not None:
             self.audio = self._add_audio(audio_from, audio_start_s, audio_end_s, size_wh)
@@ -284,8 +286,8 @@ class MediaWriter:
             self.container.start_encoding()
         except (av.error.FFmpegError, OSError, ValueError) as error:
             self.container.close()
-            raise OutputError(f"--output {self.path}: cannot write this file "
-                              f"({_reason(error)})") from error
+            raise OutputError(f"cannot write this file ({_reason(error)})", parameter="output",
+                              value=self.path) from error
 
     def _add_audio(self, source: Path, start_s: float, end_s: float | None,
                    size_wh: tuple[int, int]) -> _AudioTrack:
@@ -324,8 +326,9 @@ class MediaWriter:
         ``time_s`` None means the next frame at the constant rate.
         """
         if (bgr.shape[1], bgr.shape[0]) != self.size_wh:
-            raise OutputError(f"--output {self.path}: frame {bgr.shape[1]}x{bgr.shape[0]} does "
-                              f"not match the video's {self.size_wh[0]}x{self.size_wh[1]}")
+            raise OutputError(f"frame {bgr.shape[1]}x{bgr.shape[0]} does not match the "
+                              f"video's {self.size_wh[0]}x{self.size_wh[1]}", parameter="output",
+                              value=self.path)
         padded_w, padded_h = even_size(self.size_wh)
         if (padded_w, padded_h) != self.size_wh:
             canvas = np.zeros((padded_h, padded_w, 3), np.uint8)
@@ -363,8 +366,8 @@ class MediaWriter:
             code = getattr(error, "errno", None)
             reason = "no space left on device" if code in (errno.ENOSPC, errno.EFBIG) \
                 else _reason(error)
-            raise OutputError(f"--output {self.path}: write failed ({reason}); "
-                              f"{self.frames_durable} frames before it are kept") from error
+            raise OutputError(f"write failed ({reason}); {self.frames_durable} frames before "
+                              "it are kept", parameter="output", value=self.path) from error
 
     def close(self) -> None:
         """Flush the encoder and finish the file; safe to call twice and after errors."""

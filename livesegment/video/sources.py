@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 # Above this a reported frame rate is a container default or garbage, not a real rate.
 MAX_PLAUSIBLE_FPS = 1000.0
 CAMERA_PROBE_INDICES = range(10)
+# A driver can block inside open(); a probe gives up on it after this.
+CAMERA_TIMEOUT_S = 3.0
 STREAM_OPEN_TIMEOUT_S = 5.0
 # FFmpeg gives up on a silent stream after this, so a dead server cannot hang the reader.
 STREAM_READ_TIMEOUT_S = 2.0
@@ -137,13 +140,8 @@ class VideoSource:
                 return None
         index = self._index
         self._index += 1
-        return index, self._time_of(index), _as_bgr(bgr)
-
-    def _time_of(self, index: int) -> float:
-        if self.request.can_reconnect:
-            return time.monotonic() - self._started
-        fps = self.info.fps
-        return index / fps if fps > 0 else 0.0
+        # Cameras and streams have no file timestamps: a frame's time is when it arrived.
+        return index, time.monotonic() - self._started, _as_bgr(bgr)
 
     def reopen(self) -> bool:
         """Reconnect a camera or stream; True when a frame could be read again."""
@@ -252,17 +250,35 @@ def sanitised_fps(reported: float) -> float:
     return float(reported)
 
 
+def probe_camera(index: int, timeout_s: float = CAMERA_TIMEOUT_S) -> str:
+    """"delivers frames", "opens but gives no frame", "absent", or a timeout note."""
+    outcome: list[str] = []
+
+    def probe() -> None:
+        try:
+            capture = cv2.VideoCapture(index)
+            try:
+                if not capture.isOpened():
+                    outcome.append("absent")
+                else:
+                    outcome.append("delivers frames" if capture.read()[0]
+                                   else "opens but gives no frame")
+            finally:
+                capture.release()
+        except cv2.error as error:
+            outcome.append(f"OpenCV error ({error.msg.strip()})")
+
+    # A driver can block in open(); the probe thread is abandoned rather than waited for.
+    thread = threading.Thread(target=probe, name=f"livesegment-camera-probe-{index}",
+                              daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return outcome[0] if outcome else f"no answer within {timeout_s:.0f} s"
+
+
 def cameras_that_open(indices=CAMERA_PROBE_INDICES) -> list[int]:
     """Camera indices that open and deliver a frame (each probe returns quickly if absent)."""
-    found = []
-    for index in indices:
-        capture = cv2.VideoCapture(index)
-        try:
-            if capture.isOpened() and capture.read()[0]:
-                found.append(index)
-        finally:
-            capture.release()
-    return found
+    return [index for index in indices if probe_camera(index) == "delivers frames"]
 
 
 def _open_capture(request: SourceRequest) -> tuple[cv2.VideoCapture, np.ndarray]:
@@ -285,8 +301,6 @@ def _open_capture(request: SourceRequest) -> tuple[cv2.VideoCapture, np.ndarray]
     ok, first = capture.read()
     if not ok or first is None:
         capture.release()
-        if request.kind == "file":
-            raise SourceError(f"{target}: no frame could be decoded (corrupt or not a video)")
         raise SourceError(f"{_describe(request)} opened but delivered no frame "
                           "(in use by another program, or no signal?)")
     return capture, first
@@ -301,15 +315,13 @@ def _open_failure(request: SourceRequest) -> str:
     if request.kind == "camera":
         others = [i for i in cameras_that_open() if i != request.target]
         hint = (f"cameras that open: {', '.join(map(str, others))}" if others
-                else "no camera opens on this machine (checked indices 0-9)")
+                else "no camera opens on this machine (checked indices "
+                f"{CAMERA_PROBE_INDICES.start}-{CAMERA_PROBE_INDICES.stop - 1})")
         return f"could not open camera {request.target} (missing or in use?); {hint}"
     if request.kind == "device":
         return f"could not open camera {request.target} (missing or in use?)"
-    if request.kind == "stream":
-        return (f"could not open stream {request.target} within {STREAM_OPEN_TIMEOUT_S:.0f} s "
-                "(server down, wrong URL, or a format FFmpeg cannot read)")
-    return (f"{request.target}: OpenCV cannot open this file as video "
-            "(not a video, or a codec FFmpeg lacks)")
+    return (f"could not open stream {request.target} within {STREAM_OPEN_TIMEOUT_S:.0f} s "
+            "(server down, wrong URL, or a format FFmpeg cannot read)")
 
 
 def _apply_camera_settings(capture: cv2.VideoCapture, request: SourceRequest) -> None:
@@ -359,14 +371,9 @@ def open_source(request: SourceRequest | str) -> VideoSource:
         return _open_file(request)
     capture, first = _open_capture(request)
     height, width = first.shape[:2]
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    info = VideoInfo(
-        name=Path(str(request.target)).name if request.kind == "file" else _describe(request),
-        size_wh=(width, height),
-        fps=sanitised_fps(capture.get(cv2.CAP_PROP_FPS)),
-        frame_count=count if count > 0 and request.kind == "file" else None,
-        is_live=request.is_live,
-    )
+    info = VideoInfo(name=_describe(request), size_wh=(width, height),
+                     fps=sanitised_fps(capture.get(cv2.CAP_PROP_FPS)), frame_count=None,
+                     is_live=request.is_live)
     log.info("opened %s: %dx%d, %.3f fps, %s frames", info.name, width, height, info.fps,
              info.frame_count)
     return VideoSource(request, info, capture, first)
