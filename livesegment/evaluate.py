@@ -16,7 +16,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +298,39 @@ def _match_frame(
     return matches, misnamed
 
 
+@dataclass(slots=True)
+class _Tally:
+    """Counts summed over frames while ``evaluate`` walks them."""
+
+    truth: Counter = field(default_factory=Counter)
+    detected: Counter = field(default_factory=Counter)
+    matched: Counter = field(default_factory=Counter)
+    ious: list[float] = field(default_factory=list)
+    wrong_class: Counter = field(default_factory=Counter)
+    empty_frames: int = 0
+    false_on_empty: int = 0
+    empty_with_detections: int = 0
+
+    def add(self, det: FrameRecord, truth: FrameRecord, iou_threshold: float) -> None:
+        if det.shape_hw != truth.shape_hw:
+            raise ValueError(
+                f"frame {det.frame}: detections are {det.shape_hw[1]}x{det.shape_hw[0]}, "
+                f"truth is {truth.shape_hw[1]}x{truth.shape_hw[0]}"
+            )
+        self.truth.update(t.class_name for t in truth.instances)
+        self.detected.update(d.class_name for d in det.instances)
+        matches, misnamed = _match_frame(det.instances, truth.instances, iou_threshold)
+        for d, _t, iou in matches:
+            self.matched[det.instances[d].class_name] += 1
+            self.ious.append(iou)
+        self.wrong_class.update((truth.instances[t].class_name, det.instances[d].class_name)
+                                for d, t, _iou in misnamed)
+        if not truth.instances:
+            self.empty_frames += 1
+            self.false_on_empty += len(det.instances)
+            self.empty_with_detections += bool(det.instances)
+
+
 def evaluate(
     detection_frames: Iterable[FrameRecord],
     truth_frames: Iterable[FrameRecord],
@@ -321,31 +354,13 @@ def evaluate(
     by_index_det = {f.frame: f for f in detection_frames}
     by_index_truth = {f.frame: f for f in truth_frames}
     common = sorted(by_index_det.keys() & by_index_truth.keys())
-    truth_count: Counter[str] = Counter()
-    det_count: Counter[str] = Counter()
-    match_count: Counter[str] = Counter()
-    match_ious: list[float] = []
-    wrong_class: Counter[tuple[str, str]] = Counter()
-    empty_frames = false_on_empty = empty_with_detections = 0
+    tally = _Tally()
     for index in common:
-        det, truth = by_index_det[index], by_index_truth[index]
-        if det.shape_hw != truth.shape_hw:
-            raise ValueError(
-                f"frame {index}: detections are {det.shape_hw[1]}x{det.shape_hw[0]}, "
-                f"truth is {truth.shape_hw[1]}x{truth.shape_hw[0]}"
-            )
-        truth_count.update(t.class_name for t in truth.instances)
-        det_count.update(d.class_name for d in det.instances)
-        matches, misnamed = _match_frame(det.instances, truth.instances, iou_threshold)
-        for d, _t, iou in matches:
-            match_count[det.instances[d].class_name] += 1
-            match_ious.append(iou)
-        wrong_class.update((truth.instances[t].class_name, det.instances[d].class_name)
-                           for d, t, _iou in misnamed)
-        if not truth.instances:
-            empty_frames += 1
-            false_on_empty += len(det.instances)
-            empty_with_detections += bool(det.instances)
+        tally.add(by_index_det[index], by_index_truth[index], iou_threshold)
+    truth_count, det_count, match_count = tally.truth, tally.detected, tally.matched
+    match_ious, wrong_class = tally.ious, tally.wrong_class
+    empty_frames, false_on_empty = tally.empty_frames, tally.false_on_empty
+    empty_with_detections = tally.empty_with_detections
     per_class = tuple(
         ClassScore(name, truth_count[name], det_count[name], match_count[name])
         for name in sorted(truth_count.keys() | det_count.keys())

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from livesegment.errors import UsageError
+from livesegment.errors import OutputError, UsageError
 
 # (what the user called it, the path): "--output", "SOURCE", "--json", ...
 Named = tuple[str, Path]
@@ -45,3 +45,33 @@ def check_no_overwrite(inputs: Iterable[Named], outputs: Iterable[Named]) -> Non
             if same_file(out_path, other_path):
                 raise UsageError(f"{out_label} {out_path} and {other_label} {other_path} are the "
                                  "same file; give each output its own name")
+
+
+def check_output_path(path: Path, parameter: str, suffixes: tuple[str, ...] | None = None
+                      ) -> None:
+    """Fail before any work if ``path`` cannot be written.
+
+    Args:
+        parameter: the argument ``path`` was given as (``"output"``, ``"json_path"``).
+
+    Raises:
+        OutputError: the folder is missing or read-only, the path is a folder, or the suffix
+            is not supported.
+    """
+    path = Path(path)
+
+    def refuse(message: str) -> OutputError:
+        return OutputError(message, parameter=parameter, value=path)
+
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise refuse(f"unsupported file type {path.suffix or '(none)'}; "
+                     f"use one of {', '.join(suffixes)}")
+    if path.is_dir():
+        raise refuse("is a folder; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise refuse(f"folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise refuse(f"folder {folder} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise refuse("file exists and is not writable")

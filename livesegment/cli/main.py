@@ -139,7 +139,7 @@ def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozense
 @click.option("--stride", type=click.IntRange(1), default=1,
               help="Process every Nth frame; the output keeps the source's duration.")
 @click.pass_context
-def run(ctx: click.Context, source: str, model_name: str | None, threshold: float | None,
+def run(ctx: click.Context, *, source: str, model_name: str | None, threshold: float | None,
         classes: str | None, class_names: str | None, output: Path | None,
         json_path: Path | None, display: bool | None, max_size: int | None, boxes: bool,
         labels: bool, masks: bool, realtime: bool, camera_size: tuple[int, int] | None,

@@ -18,6 +18,7 @@ import numpy as np
 
 from livesegment.errors import DisplayError, OutputError
 from livesegment.evaluate import encode_mask
+from livesegment.paths import check_output_path
 from livesegment.structures import Detections, FrameResult, RunSummary
 from livesegment.video.media import CONTAINER_SUFFIXES, FALLBACK_FPS, MediaWriter
 
@@ -26,36 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-
-def check_output_path(path: Path, parameter: str, suffixes: tuple[str, ...] | None = None
-                      ) -> None:
-    """Fail before any work if ``path`` cannot be written.
-
-    Args:
-        parameter: the argument ``path`` was given as (``"output"``, ``"json_path"``).
-
-    Raises:
-        OutputError: the folder is missing or read-only, the path is a folder, or the suffix
-            is not supported.
-    """
-    path = Path(path)
-
-    def refuse(message: str) -> OutputError:
-        return OutputError(message, parameter=parameter, value=path)
-
-    if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise refuse(f"unsupported file type {path.suffix or '(none)'}; "
-                     f"use one of {', '.join(suffixes)}")
-    if path.is_dir():
-        raise refuse("is a folder; give a file name")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise refuse(f"folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise refuse(f"folder {folder} is not writable")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise refuse("file exists and is not writable")
 
 
 def detections_to_json(detections: Detections) -> list[dict]:

@@ -29,10 +29,9 @@ from livesegment.output.sinks import (
     PacedRecorder,
     Sink,
     WindowSink,
-    check_output_path,
     display_available,
 )
-from livesegment.paths import check_no_overwrite
+from livesegment.paths import check_no_overwrite, check_output_path
 from livesegment.pipeline.controls import ViewState
 from livesegment.pipeline.interrupts import StopRequest
 from livesegment.pipeline.results import ResultStream

@@ -181,7 +181,7 @@ def through_cli(card: Path, seed: int, folder: Path) -> dict[str, object]:
               help="After --write: score fresh videos of these seeds through the real CLI.")
 @click.option("--write", is_flag=True,
               help="Store the picked threshold and the metrics in the card.")
-def main(card: Path, weights: Path | None, pick_on: str, eval_seed: int, thresholds: str,
+def main(*, card: Path, weights: Path | None, pick_on: str, eval_seed: int, thresholds: str,
          cli_seeds: str, write: bool) -> None:
     """Pick the default threshold on simulated videos and report quality on another."""
     spec: ModelSpec = spec_from_card(card)

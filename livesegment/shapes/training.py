@@ -419,7 +419,7 @@ _DEFAULTS = TrainSettings(steps=1, seed=0)
 @click.option("--class-loss-weight", type=click.FloatRange(min=0, min_open=True),
               default=_DEFAULTS.class_loss_weight, show_default=True,
               help="Weight of the classifier's loss (the others have weight 1).")
-def main(steps: int, seed: int, out: Path, batch: int, lr: float, lr_drop_fraction: float,
+def main(*, steps: int, seed: int, out: Path, batch: int, lr: float, lr_drop_fraction: float,
          input_size: int,
          checkpoint_dir: Path, log_file: Path | None, log_every: int,
          checkpoint_every: int, head_bn: str, init_weights: str | None, train_rois: int,

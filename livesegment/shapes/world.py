@@ -266,11 +266,41 @@ def _empty_frame_flags(rng: np.random.Generator, n_frames: int, fraction: float)
     return flags
 
 
+def _new_actor(rng: np.random.Generator, others: Sequence[_Actor], *, entering: bool,
+               shape_hw: tuple[int, int], size_px: tuple[float, float],
+               background_grid: list[np.ndarray]) -> _Actor:
+    """A shape with its motion: anywhere inside the frame, or (``entering``) already mostly in
+    view at a random edge, heading inwards; coloured apart from the background and ``others``."""
+    h, w = shape_hw
+    size = float(rng.uniform(*size_px))
+    speed = rng.uniform(0.08, 0.3) * max(h, w)
+    heading = rng.uniform(0, 2 * math.pi)
+    if entering:
+        edge = int(rng.integers(4))
+        along = rng.uniform(0.1, 0.9)
+        inset = 0.15 * size
+        center = [
+            (along * w, inset),
+            (w - inset, along * h),
+            (along * w, h - inset),
+            (inset, along * h),
+        ][edge]
+        heading = math.pi / 2 * (edge + 1) + rng.uniform(-0.6, 0.6)
+    else:
+        center = (rng.uniform(0.15, 0.85) * w, rng.uniform(0.15, 0.85) * h)
+    spec = _random_spec(rng, center, (size, size))
+    taken = [np.array([a.spec.color_rgb]) for a in others]
+    spec = replace(spec, color_rgb=_pick_color(rng, background_grid + taken, MIN_CONTRAST))
+    velocity = (speed * math.cos(heading), speed * math.sin(heading))
+    return _Actor(spec, velocity, float(rng.uniform(-120, 120)), bool(rng.random() < 0.5))
+
+
 def simulate_video(
     seed: int,
     n_frames: int,
     shape_hw: tuple[int, int] = (480, 640),
     fps: float = 15.0,
+    *,
     n_shapes: tuple[int, int] = (1, 4),
     size_px: tuple[float, float] = (40, 120),
     empty_fraction: float = 1 / 6,
@@ -298,38 +328,15 @@ def simulate_video(
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     rng = np.random.default_rng(seed)
-    h, w = shape_hw
     background = _background(rng, shape_hw)
     # Colours must stand out against every part of the background, not just where they start.
     rows = np.array_split(background, 4, axis=0)
     grid = [block.reshape(-1, 3) for row in rows for block in np.array_split(row, 4, axis=1)]
 
-    def new_actor(others: Sequence[_Actor], entering: bool) -> _Actor:
-        size = float(rng.uniform(*size_px))
-        speed = rng.uniform(0.08, 0.3) * max(h, w)
-        heading = rng.uniform(0, 2 * math.pi)
-        if entering:  # already mostly in view at a random edge, heading inwards
-            edge = int(rng.integers(4))
-            along = rng.uniform(0.1, 0.9)
-            inset = 0.15 * size
-            center = [
-                (along * w, inset),
-                (w - inset, along * h),
-                (along * w, h - inset),
-                (inset, along * h),
-            ][edge]
-            heading = math.pi / 2 * (edge + 1) + rng.uniform(-0.6, 0.6)
-        else:
-            center = (rng.uniform(0.15, 0.85) * w, rng.uniform(0.15, 0.85) * h)
-        spec = _random_spec(rng, center, (size, size))
-        taken = [np.array([a.spec.color_rgb]) for a in others]
-        spec = replace(spec, color_rgb=_pick_color(rng, grid + taken, MIN_CONTRAST))
-        velocity = (speed * math.cos(heading), speed * math.sin(heading))
-        return _Actor(spec, velocity, float(rng.uniform(-120, 120)), bool(rng.random() < 0.5))
-
+    placing = {"shape_hw": shape_hw, "size_px": size_px, "background_grid": grid}
     actors: list[_Actor] = []
     for _ in range(rng.integers(n_shapes[0], n_shapes[1] + 1)):
-        actors.append(new_actor(actors, entering=False))
+        actors.append(_new_actor(rng, actors, entering=False, **placing))
     empty = _empty_frame_flags(rng, n_frames, empty_fraction)
     dt = 1.0 / fps
     for index in range(n_frames):
@@ -340,7 +347,8 @@ def simulate_video(
         for i, actor in enumerate(actors):
             actors[i] = _step(actor, dt, rng, shape_hw)
             if not actors[i].bounces and not _shows_enough(actors[i].spec, shape_hw):
-                actors[i] = new_actor(actors[:i] + actors[i + 1 :], entering=True)
+                actors[i] = _new_actor(rng, actors[:i] + actors[i + 1 :], entering=True,
+                                       **placing)
 
 
 def _step(actor: _Actor, dt: float, rng: np.random.Generator, shape_hw: tuple[int, int]) -> _Actor:

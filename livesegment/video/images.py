@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from livesegment.errors import OutputError, SourceError, UsageError
-from livesegment.paths import check_no_overwrite
+from livesegment.paths import check_no_overwrite, check_output_path
 from livesegment.video.media import CONTAINER_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -148,67 +148,48 @@ def plan_image_outputs(
         OutputError: the folder (or the folder that would hold it) is missing or read-only.
     """
     output = Path(output)
+    if single and not output.is_dir():
+        _check_image_file_output(output, source)
+        return ImageOutputs((output,), None)
+    _check_folder_output(output, source, len(entries))
+    return ImageOutputs(tuple(output / entry.name for entry in entries), output)
+
+
+def _check_image_file_output(output: Path, source: str) -> None:
     suffix = output.suffix.lower()
     kinds = ", ".join(IMAGE_SUFFIXES)
-    if single and not output.is_dir():
-        if suffix in CONTAINER_SUFFIXES:
-            raise UsageError(
-                f"the source {source} is an image, so the output is "
-                f"an image too; use {kinds} (a video output needs a video SOURCE)",
-                parameter="output",
-                value=output,
-            )
-        if suffix not in IMAGE_SUFFIXES:
-            raise UsageError(
-                f"unsupported file type {suffix or '(none)'} "
-                f"for an image SOURCE; use {kinds} or an existing folder",
-                parameter="output",
-                value=output,
-            )
-        folder = output.parent if str(output.parent) else Path(".")
-        if not folder.is_dir():
-            raise OutputError(
-                f"folder {folder} does not exist; create it first", parameter="output", value=output
-            )
-        _writable_folder(folder, output)
-        if output.exists() and not os.access(output, os.W_OK):
-            raise OutputError("file exists and is not writable", parameter="output", value=output)
-        return ImageOutputs((output,), None)
-    if not output.is_dir():
-        if suffix in IMAGE_SUFFIXES or suffix in CONTAINER_SUFFIXES:
-            raise UsageError(
-                f"the source {source} is {len(entries)} images, so "
-                "the output must be a folder (one annotated image per input), "
-                f"e.g. {output.with_suffix('')}/",
-                parameter="output",
-                value=output,
-            )
-        if output.exists():
-            raise UsageError(
-                f"is a file; the source {source} needs a folder for its annotated images",
-                parameter="output",
-                value=output,
-            )
-        parent = output.parent if str(output.parent) else Path(".")
-        if not parent.is_dir():
-            raise OutputError(
-                f"folder {parent} does not exist; "
-                f"create it first (only {output.name} itself is created)",
-                parameter="output",
-                value=output,
-            )
-        _writable_folder(parent, output)
-    else:
+    if suffix in CONTAINER_SUFFIXES:
+        raise UsageError(f"the source {source} is an image, so the output is an image too; use "
+                         f"{kinds} (a video output needs a video source)", parameter="output",
+                         value=output)
+    if suffix not in IMAGE_SUFFIXES:
+        raise UsageError(f"unsupported file type {suffix or '(none)'} for an image source; use "
+                         f"{kinds} or an existing folder", parameter="output", value=output)
+    check_output_path(output, "output")
+
+
+def _check_folder_output(output: Path, source: str, count: int) -> None:
+    suffix = output.suffix.lower()
+    if output.is_dir():
         _writable_folder(output, output)
         source_folder = Path(source).expanduser()
         if source_folder.is_dir() and os.path.samefile(source_folder, output):
-            raise UsageError(
-                "is the source folder: the annotated images "
-                "would replace the originals, so choose another folder",
-                parameter="output",
-                value=output,
-            )
-    return ImageOutputs(tuple(output / entry.name for entry in entries), output)
+            raise UsageError("is the source folder: the annotated images would replace the "
+                             "originals, so choose another folder", parameter="output",
+                             value=output)
+        return
+    if suffix in IMAGE_SUFFIXES or suffix in CONTAINER_SUFFIXES:
+        raise UsageError(f"the source {source} is {count} images, so the output must be a "
+                         f"folder (one annotated image per input), e.g. "
+                         f"{output.with_suffix('')}/", parameter="output", value=output)
+    if output.exists():
+        raise UsageError(f"is a file; the source {source} needs a folder for its annotated "
+                         "images", parameter="output", value=output)
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"folder {parent} does not exist; create it first (only "
+                          f"{output.name} itself is created)", parameter="output", value=output)
+    _writable_folder(parent, output)
 
 
 def _identity(path: Path) -> tuple:

@@ -223,9 +223,9 @@ def even_size(size_wh: tuple[int, int]) -> tuple[int, int]:
 class MediaWriter:
     """Annotated frames into a crash-safe video file, with the source's audio when asked.
 
-    MP4/MOV files get a fragment per keyframe (one a second) and a flush per packet: Ctrl-C, SIGTERM and even
-    SIGKILL leave a playable file. Every write is checked; a failure (disk full) raises
-    OutputError and what was written before stays playable.
+    MP4/MOV files get a fragment per keyframe (one a second) and a flush per packet: Ctrl-C,
+    SIGTERM and even SIGKILL leave a playable file. Every write is checked; a failure (disk
+    full) raises OutputError and what was written before stays playable.
 
     Frames are written as given (upright) and the video stream carries no display matrix,
     so every player shows them the way they were drawn.
@@ -240,7 +240,7 @@ class MediaWriter:
     """
 
     def __init__(self, path: Path, size_wh: tuple[int, int], rate: Fraction | float,
-                 codec: str = "h264", audio_from: Path | None = None,
+                 codec: str = "h264", *, audio_from: Path | None = None,
                  audio_start_s: float = 0.0, audio_end_s: float | None = None):
         self.path = Path(path)
         self.size_wh = size_wh
