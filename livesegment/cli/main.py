@@ -70,6 +70,26 @@ class LivesegmentGroup(click.Group):
                 f"internal error: {type(error).__name__}: {first_line} "
                 "(rerun with --debug for the traceback and report it)") from None
 
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """Like click's, but a usage error is one line (with where to find help), not three."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as error:
+            command = error.ctx.command_path if error.ctx else self.name
+            if error.ctx and error.ctx.invoked_subcommand:  # a library error from a command
+                command += f" {error.ctx.invoked_subcommand}"
+            click.echo(f"Error: {error.format_message()} (see {command} --help)", err=True)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 @click.group(cls=LivesegmentGroup)
 @click.version_option(package_name="livesegment")

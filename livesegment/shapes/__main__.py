@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from livesegment.cli.main import LivesegmentGroup
 from livesegment.cli.types import SizeType
 from livesegment.shapes.world import make_sample
 
@@ -16,7 +17,7 @@ COMMANDS = {"make-sample": "livesegment.shapes.__main__:make_sample_command",
             "quality": "livesegment.shapes.quality:main"}
 
 
-class _LazyGroup(click.Group):
+class _LazyGroup(LivesegmentGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
