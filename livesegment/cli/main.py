@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from livesegment.cli.types import SizeType
-from livesegment.errors import LivesegmentError, UsageError
+from livesegment.errors import LivesegmentError, SameFileError, UsageError
 from livesegment.model import tfenv
 from livesegment.model.cards import ModelSpec, resolve_model
 from livesegment.model.filters import check_class_names
@@ -33,10 +33,12 @@ def _split_names(value: str | None) -> tuple[str, ...] | None:
 FLAGS = {"classes": "--classes", "threshold": "--threshold", "output": "--output",
          "json_path": "--json", "max_size": "--max-size", "codec": "--codec",
          "model": "--model", "class_names": "--class-names", "urls": "--url",
-         "display": "--display"}
+         "display": "--display", "source": "SOURCE"}
 
 
 def _message(error: LivesegmentError) -> str:
+    if isinstance(error, SameFileError):
+        return error.render(lambda name: FLAGS.get(name, name))
     flag = FLAGS.get(error.parameter or "")
     if flag is None:
         return str(error)
@@ -202,6 +204,7 @@ def run(ctx: click.Context, *, source: str, model_name: str | None, threshold: f
         style=OverlayStyle(masks=masks, boxes=boxes, labels=labels),
         verbose=ctx.meta["livesegment.verbose"],
         progress=sys.stderr.isatty(),
+        default_model=model_name is None,
     )
     summary = pipeline.run(options, spec)
     click.echo(summary.format())

@@ -8,9 +8,10 @@ playable, whatever happens.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
@@ -31,8 +32,9 @@ from livesegment.output.sinks import (
     WindowSink,
     display_available,
 )
-from livesegment.paths import check_no_overwrite, check_output_path
+from livesegment.paths import Named, check_no_overwrite, check_output_path, clash
 from livesegment.pipeline.controls import ViewState
+from livesegment.video import footage
 from livesegment.pipeline.interrupts import StopRequest
 from livesegment.pipeline.results import ResultStream
 from livesegment.structures import FrameResult, RunSummary, StopReason
@@ -68,6 +70,8 @@ class RunOptions:
         max_size: long side in pixels used for inference; None uses the model's input size.
         output_fps: frame rate of recordings from live sources; None measures the real rate.
         snapshot_dir: where ``s`` snapshots and ``r`` recordings without ``--output`` go.
+        default_model: the model is the bundled demo because none was asked for; the run says
+            so (one warning) when the source does not look like the demo's synthetic shapes.
     """
 
     source: str | SourceRequest
@@ -85,6 +89,7 @@ class RunOptions:
     snapshot_dir: Path = Path(".")
     codec: str = "h264"
     audio: bool = True
+    default_model: bool = False
 
 
 # (spec, options) -> a loaded Detector; tests pass engines of their own here.
@@ -97,8 +102,46 @@ def load_detector(spec: ModelSpec, options: RunOptions) -> Detector:
                          max_size=options.max_size)
 
 
+class _DemoModelCheck:
+    """Says once, on stderr, when the bundled demo model (used because no model was asked for)
+    is pointed at something that does not look like its synthetic shapes."""
+
+    def __init__(self, spec: ModelSpec, frames: int):
+        self.scene = footage.SceneCheck(frames)
+        self.message = (
+            f"the default model '{spec.name}' is a demo that knows only "
+            f"{', '.join(spec.object_classes)} in synthetic flat-colour scenes, and this "
+            "source does not look like one, so its detections mean nothing here; for real "
+            "footage run `livesegment models download coco` once, then add `--model coco`")
+
+    def add(self, bgr: np.ndarray) -> None:
+        if self.scene.add(bgr):
+            log.warning(self.message)
+
+    def finish(self) -> None:
+        if self.scene.finish():
+            log.warning(self.message)
+
+
 def _stamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+
+
+def _numbered(path: Path, first: int = 1) -> Iterator[Path]:
+    """``path``, then ``stem-1``, ``stem-2``… beside it."""
+    yield path
+    for number in itertools.count(first):
+        yield path.with_name(f"{path.stem}-{number}{path.suffix}")
+
+
+def free_path(candidates: Iterable[Path], protected: list[Named]) -> Path:
+    """The first of ``candidates`` that is none of the ``protected`` files."""
+    for path in candidates:
+        label = clash(path, protected)
+        if label is None:
+            return path
+        log.warning("%s is %s; not writing over it", path, label)
+    raise AssertionError("candidates ran out")  # they are endless
 
 
 class RecordingSink:
@@ -106,8 +149,10 @@ class RecordingSink:
     ``r`` key. Files keep every frame at its source time (with the source's audio); live
     sources are paced by the wall clock so they play back at real speed."""
 
-    def __init__(self, options: RunOptions, source: VideoSource):
+    def __init__(self, options: RunOptions, source: VideoSource, protected: list[Named]):
         self.options, self.source = options, source
+        # Inputs and outputs a later take or a timestamped recording must never land on.
+        self.protected = protected
         self.paths: list[Path] = []
         self.writer: MediaWriter | PacedRecorder | None = None
         self._takes = 0
@@ -122,14 +167,14 @@ class RecordingSink:
         self._takes += 1
         output = self.options.output
         if output is None:
-            return self.options.snapshot_dir / f"livesegment-{_stamp()}.mp4"
+            return free_path(_numbered(self.options.snapshot_dir
+                                       / f"livesegment-{_stamp()}.mp4"), self.protected)
         if self._takes > 1:
-            path = output.with_name(f"{output.stem}-{self._takes}{output.suffix}")
-            if self.source.request.kind in ("file", "image"):
-                check_no_overwrite([("source", Path(str(self.source.request.target)))],
-                                   [("output", path)])
-            return path
-        return output
+            # out-2.mp4 may be the very file being read: then the next free number.
+            takes = _numbered(Path(output), first=self._takes)
+            next(takes)
+            return free_path(takes, self.protected)
+        return Path(output)
 
     def _open_writer(self, path: Path) -> MediaWriter | PacedRecorder:
         info, request, options = self.source.info, self.source.request, self.options
@@ -202,7 +247,19 @@ def _close_into(summary: RunSummary, sink: Sink) -> None:
                                  if path not in summary.files_written)
 
 
-def _check_outputs(options: RunOptions, request: SourceRequest) -> None:
+def _model_files(spec: ModelSpec) -> list[Named]:
+    return [("the model weights", spec.weights),
+            *([("the model card", spec.card)] if spec.card is not None else [])]
+
+
+def _check_outputs(options: RunOptions, request: SourceRequest, spec: ModelSpec) -> list[Named]:
+    """Refuse outputs that are inputs (the source, the model's files) or each other, and outputs
+    that cannot be written, before anything is opened; returns the files no later recording
+    or snapshot may land on."""
+    source = Path(str(request.target)) if request.kind == "file" else None
+    protected = [*_model_files(spec), *([("source", source)] if source else [])]
+    outputs = [("output", options.output), ("json_path", options.json_path)]
+    check_no_overwrite(protected, outputs)
     output = options.output
     if output is not None and not request.is_still:
         if Path(output).suffix.lower() in IMAGE_SUFFIXES:
@@ -212,28 +269,28 @@ def _check_outputs(options: RunOptions, request: SourceRequest) -> None:
         check_output_path(output, "output")
     if options.json_path is not None:
         check_output_path(options.json_path, "json_path")
-    if not request.is_still:
-        source = Path(str(request.target)) if request.kind == "file" else None
-        check_no_overwrite([("source", source)],
-                           [("output", output), ("json_path", options.json_path)])
+    return protected + [(name, Path(path)) for name, path in outputs if path is not None]
 
 
-def _plan_images(options: RunOptions, source: ImageSource) -> ImageOutputs | None:
+def _plan_images(options: RunOptions, source: ImageSource, protected: list[Named]
+                 ) -> ImageOutputs | None:
     """Where each input image's annotated copy goes, refusing any that overwrites an input."""
     request = source.request
     images = None
     if options.output is not None:
         images = plan_image_outputs(source.entries, Path(options.output), str(request.target),
                                     single=request.kind == "image")
-    check_image_outputs(source.entries, images or ImageOutputs((), None), options.json_path)
+    check_image_outputs(source.entries, images or ImageOutputs((), None), options.json_path,
+                        protected)
     return images
 
 
 def _open_outputs(options: RunOptions, source: VideoSource, summary: RunSummary,
-                  stack: contextlib.ExitStack, images: ImageOutputs | None
-                  ) -> tuple[list[Sink], RecordingSink | None]:
+                  stack: contextlib.ExitStack, protected: list[Named],
+                  images: ImageOutputs | None) -> tuple[list[Sink], RecordingSink | None]:
     """The file sinks, in the order they close: the video before the JSONL that follows it."""
-    recorder = None if isinstance(source, ImageSource) else RecordingSink(options, source)
+    recorder = None if isinstance(source, ImageSource) \
+        else RecordingSink(options, source, protected)
     sinks: list[Sink] = []
     if options.json_path is not None:
         sinks.append(JsonlSink(options.json_path, summary, follows=recorder))
@@ -259,13 +316,14 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
     """
     request = options.source if isinstance(options.source, SourceRequest) \
         else parse_source(options.source)
-    _check_outputs(options, request)
+    protected = _check_outputs(options, request, spec)
     source = open_source(request)
     summary = RunSummary(is_live=source.info.is_live)
     # From here on Ctrl-C/SIGTERM ask the loop to stop, so outputs close in order.
     with StopRequest().installed() as stop, contextlib.ExitStack() as stack:
         stack.callback(source.release)
-        images = _plan_images(options, source) if isinstance(source, ImageSource) else None
+        images = _plan_images(options, source, protected) \
+            if isinstance(source, ImageSource) else None
         show = display_available() if options.display is None else options.display
         controls = ViewState(threshold=0.0, classes=None, style=options.style)
         window = stack.enter_context(contextlib.closing(WindowSink(controls))) if show else None
@@ -275,14 +333,15 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
             summary.stop_reason = StopReason.INTERRUPTED
             return summary
         controls.threshold, controls.classes = detector.threshold, detector.classes
-        sinks, recorder = _open_outputs(options, source, summary, stack, images)
+        sinks, recorder = _open_outputs(options, source, summary, stack, protected, images)
         if window is not None:
             sinks.append(window)
         results = stack.enter_context(ResultStream(
             source, detector, reconnect_timeout_s=options.reconnect_timeout_s,
             until=stop.event))
         try:
-            _drive(results, sinks, _Session(controls, recorder, window, summary, options, stop))
+            _drive(results, sinks, _Session(controls, recorder, window, summary, options, stop,
+                                            protected, _demo_check(options, spec, request)))
         finally:
             results.close()  # the capture thread's queued frames count as dropped from here
             _finish_summary(summary, results, controls)
@@ -290,6 +349,13 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
                     and (report := source.unreadable_report()):
                 summary.fail(report)
     return summary
+
+
+def _demo_check(options: RunOptions, spec: ModelSpec, request: SourceRequest
+                ) -> _DemoModelCheck | None:
+    if not options.default_model:
+        return None
+    return _DemoModelCheck(spec, frames=1 if request.kind == "image" else 10)
 
 
 def _finish_summary(summary: RunSummary, results: ResultStream, controls: ViewState) -> None:
@@ -316,6 +382,8 @@ class _Session:
     summary: RunSummary
     options: RunOptions
     stop: StopRequest
+    protected: list[Named]
+    demo: _DemoModelCheck | None = None
     inference_fps: FpsMeter = field(default_factory=FpsMeter)
 
 
@@ -327,6 +395,8 @@ def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
     try:
         with progress:
             for result in results:
+                if session.demo is not None:
+                    session.demo.add(result.frame.bgr)
                 session.inference_fps.tick()
                 summary.add(result)
                 # A segmented photo shows what was found, not the live HUD's rates.
@@ -343,6 +413,8 @@ def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
                     break
                 if session.stop.is_set():
                     break
+        if session.demo is not None:
+            session.demo.finish()
         if session.stop.is_set():
             summary.stop_reason = StopReason.INTERRUPTED
             log.info("%s received: stopped between frames, outputs closed",
@@ -366,7 +438,8 @@ def _between_frames(results: ResultStream, picture: np.ndarray, session: _Sessio
         results.detector.classes = controls.classes
         if controls.snapshot_requested:
             controls.snapshot_requested = False
-            path = session.options.snapshot_dir / f"livesegment-{_stamp()}.png"
+            path = free_path(_numbered(session.options.snapshot_dir
+                                       / f"livesegment-{_stamp()}.png"), session.protected)
             if not cv2.imwrite(str(path), picture):
                 raise OutputError(f"snapshot {path}: could not be written")
             session.summary.files_written.append(path)

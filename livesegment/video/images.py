@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from livesegment.errors import OutputError, SourceError, UsageError
-from livesegment.paths import check_no_overwrite, check_output_path
+from livesegment.paths import Named, check_no_overwrite, check_output_path
 from livesegment.video.media import CONTAINER_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -192,41 +192,20 @@ def _check_folder_output(output: Path, source: str, count: int) -> None:
     _writable_folder(parent, output)
 
 
-def _identity(path: Path) -> tuple:
-    # What paths.same_file compares, as a dictionary key: an existing file's inode (symlinks and
-    # hard links included), else its absolute path with symlinks resolved.
-    try:
-        status = os.stat(path)
-    except OSError:
-        return ("path", str(path.expanduser().resolve()))
-    return ("inode", status.st_dev, status.st_ino)
-
-
-def check_image_outputs(
-    entries: Sequence[ImageEntry], outputs: ImageOutputs, json_path: Path | None
-) -> None:
-    """Refuse, before anything is written, any output that is an input image or another output.
-
-    Every (input, output) pair is compared; an index of file identities keeps that linear in the
-    number of images, and ``paths.check_no_overwrite`` words the refusal.
+def check_image_outputs(entries: Sequence[ImageEntry], outputs: ImageOutputs,
+                        json_path: Path | None, protected: Sequence[Named] = ()) -> None:
+    """Refuse, before anything is written, any output that is an input image, one of the
+    ``protected`` files (the model's), or another output.
 
     Raises:
-        UsageError: naming the output, the input (or other output) it would overwrite.
+        SameFileError: naming the output and the file it would overwrite.
     """
-    inputs = {_identity(entry.path): ("SOURCE", entry.path) for entry in entries}
-    named = [("--output", path) for path in outputs.paths]
+    written: list[Named] = [("output", path) for path in outputs.paths]
     if json_path is not None:
-        named.append(("--json", Path(json_path)))
         if outputs.folder is not None:
-            check_no_overwrite([], [("--output", outputs.folder), ("--json", Path(json_path))])
-    seen: dict[tuple, tuple[str, Path]] = {}
-    for label, path in named:
-        key = _identity(path)
-        if key in inputs:
-            check_no_overwrite([inputs[key]], [(label, path)])
-        if key in seen:
-            check_no_overwrite([], [seen[key], (label, path)])
-        seen[key] = (label, path)
+            check_no_overwrite([], [("output", outputs.folder), ("json_path", Path(json_path))])
+        written.append(("json_path", Path(json_path)))
+    check_no_overwrite([*protected, *(("source", entry.path) for entry in entries)], written)
 
 
 class ImageWriter:
