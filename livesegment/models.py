@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -56,6 +56,7 @@ class ModelSpec:
         rpn_anchor_scales: anchor side per pyramid level, in input pixels.
         default_threshold: confidence used when ``--threshold`` is not given.
         sha256: expected digest of the weights file, when the card records it.
+        card: the model card it was read from, if any (an input no output may overwrite).
     """
 
     name: str
@@ -70,6 +71,7 @@ class ModelSpec:
     rpn_anchor_scales: tuple[int, ...] = (32, 64, 128, 256, 512)
     default_threshold: float = 0.5
     sha256: str | None = None
+    card: Path | None = field(default=None, compare=False)
 
     @property
     def num_classes(self) -> int:
@@ -219,6 +221,7 @@ def spec_from_card(card_path: Path) -> ModelSpec:
             class_names=names,
             default_threshold=float(card.get("default_threshold", 0.5)),
             sha256=card.get("sha256"),
+            card=card_path,
             **fields,
         )
     except (KeyError, TypeError, ValueError) as error:

@@ -17,14 +17,29 @@ from livesegment.errors import UsageError
 Named = tuple[str, Path]
 
 
+def _identity(path: Path | str) -> tuple:
+    """What makes two names one file: device and inode when it exists (symlinks followed, hard
+    links equal), else the absolute path with every symlink on the way resolved."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        # Not there yet (an output): two outputs may still be one path spelled twice. Paths
+        # are taken as given, with no ``~`` expansion, because that is how they are opened.
+        return ("path", os.path.realpath(path))
+    return ("inode", status.st_dev, status.st_ino)
+
+
 def same_file(a: Path | str, b: Path | str) -> bool:
     """True when ``a`` and ``b`` name one file: the same inode (symlinks and hard links
     included) when both exist, else the same absolute path once symlinks are resolved."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        # At least one does not exist yet: two outputs may still be one path spelled twice.
-        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    return _identity(a) == _identity(b)
+
+
+def clash(path: Path | str, others: Iterable[Named]) -> str | None:
+    """The label of the first of ``others`` that ``path`` is the same file as, if any."""
+    identity = _identity(path)
+    return next((label for label, other in others
+                 if other is not None and _identity(other) == identity), None)
 
 
 def check_no_overwrite(inputs: Iterable[Named], outputs: Iterable[Named]) -> None:
@@ -33,15 +48,22 @@ def check_no_overwrite(inputs: Iterable[Named], outputs: Iterable[Named]) -> Non
     Raises:
         UsageError: naming both paths and what to do.
     """
-    inputs = [(label, Path(path)) for label, path in inputs if path is not None]
-    outputs = [(label, Path(path)) for label, path in outputs if path is not None]
-    for position, (out_label, out_path) in enumerate(outputs):
-        for in_label, in_path in inputs:
-            if same_file(out_path, in_path):
-                raise UsageError(f"{out_label} {out_path} is the same file as {in_label} "
-                                 f"{in_path}; writing it would destroy the input, so choose "
-                                 "another output name")
-        for other_label, other_path in outputs[:position]:
-            if same_file(out_path, other_path):
-                raise UsageError(f"{out_label} {out_path} and {other_label} {other_path} are the "
-                                 "same file; give each output its own name")
+    read: dict[tuple, Named] = {}
+    for label, path in inputs:
+        if path is not None:
+            read.setdefault(_identity(path), (label, Path(path)))
+    written: dict[tuple, Named] = {}
+    for out_label, out_path in outputs:
+        if out_path is None:
+            continue
+        identity = _identity(out_path)
+        if identity in read:
+            in_label, in_path = read[identity]
+            raise UsageError(f"{out_label} {out_path} is the same file as {in_label} "
+                             f"{in_path}; writing it would destroy the input, so choose "
+                             "another output name")
+        if identity in written:
+            other_label, other_path = written[identity]
+            raise UsageError(f"{out_label} {out_path} and {other_label} {other_path} are the "
+                             "same file; give each output its own name")
+        written[identity] = (out_label, Path(out_path))

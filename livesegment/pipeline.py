@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
@@ -30,6 +31,7 @@ from livesegment.interrupts import StopRequest
 from livesegment.media import CONTAINER_SUFFIXES, MediaWriter
 from livesegment.models import ModelSpec
 from livesegment.overlay import OverlayStyle, annotate
+from livesegment.paths import Named, check_no_overwrite, clash
 from livesegment.sinks import (
     JsonlSink,
     PacedRecorder,
@@ -62,6 +64,8 @@ class RunOptions:
         max_size: long side in pixels used for inference; None uses the model's input size.
         output_fps: frame rate of recordings from live sources; None measures the real rate.
         snapshot_dir: where ``s`` snapshots and ``r`` recordings without ``--output`` go.
+        default_model: the model is the bundled demo because none was asked for; the run says
+            so (one warning) when the source does not look like the demo's synthetic shapes.
     """
 
     source: str | SourceRequest
@@ -79,6 +83,7 @@ class RunOptions:
     snapshot_dir: Path = Path(".")
     codec: str = "h264"
     audio: bool = True
+    default_model: bool = False
 
 
 Segment = Callable[[np.ndarray, tuple[int, int]], Candidates]
@@ -99,13 +104,57 @@ def _stamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
 
 
+def _inputs(request: SourceRequest, spec: ModelSpec) -> list[Named]:
+    """Every file the run reads, none of which it may write."""
+    named: list[Named] = []
+    if request.kind in ("file", "image"):
+        named.append(("SOURCE", Path(str(request.target))))
+    named.append(("the model weights", spec.weights))
+    if spec.card is not None:
+        named.append(("the model card", spec.card))
+    return named
+
+
+def check_outputs(options: RunOptions, spec: ModelSpec, request: SourceRequest) -> list[Named]:
+    """Refuse an ``--output`` or ``--json`` that is an input or the other output (any spelling,
+    symlink or hard link), before anything is opened; returns the files no recording may
+    overwrite.
+
+    Raises:
+        UsageError: naming both.
+    """
+    inputs = _inputs(request, spec)
+    outputs = [("--output", options.output), ("--json", options.json_path)]
+    check_no_overwrite(inputs, outputs)
+    return inputs + [(label, Path(path)) for label, path in outputs if path is not None]
+
+
+def free_path(candidates: Iterable[Path], protected: list[Named]) -> Path:
+    """The first of ``candidates`` that is none of the ``protected`` files."""
+    for path in candidates:
+        label = clash(path, protected)
+        if label is None:
+            return path
+        log.warning("%s is %s; not writing over it", path, label)
+    raise AssertionError("candidates ran out")  # they are endless
+
+
+def _numbered(path: Path, first: int = 1) -> Iterator[Path]:
+    """``path``, then ``stem-1``, ``stem-2``… beside it."""
+    yield path
+    for number in itertools.count(first):
+        yield path.with_name(f"{path.stem}-{number}{path.suffix}")
+
+
 class _Recorder:
     """The annotated output: every frame at its source time for files (with the source's
     audio), wall-clock paced for live sources, one image per input for still images."""
 
     def __init__(self, options: RunOptions, source: VideoSource,
-                 images: ImageOutputs | None = None):
+                 images: ImageOutputs | None = None, protected: list[Named] | None = None):
         self.options, self.source = options, source
+        # Inputs and outputs a later take or timestamped recording must never land on.
+        self.protected = protected or []
         self.live = source.info.is_live
         self.images = images
         self.sink: MediaWriter | PacedRecorder | ImageWriter | None = None
@@ -123,11 +172,15 @@ class _Recorder:
         self._takes += 1
         output = self.options.output
         if output is None:
-            path = self.options.snapshot_dir / f"livesegment-{_stamp()}.mp4"
+            path = free_path(_numbered(self.options.snapshot_dir
+                                       / f"livesegment-{_stamp()}.mp4"), self.protected)
         elif self._takes > 1:
-            path = output.with_name(f"{output.stem}-{self._takes}{output.suffix}")
+            # out-2.mp4 may be the very file being read: then the next free number.
+            takes = _numbered(Path(output), first=self._takes)
+            next(takes)
+            path = free_path(takes, self.protected)
         else:
-            path = output
+            path = Path(output)
         info, request = self.source.info, self.source.request
         if self.live:
             self.sink = PacedRecorder(path, info.size_wh, self.options.output_fps,
@@ -204,6 +257,7 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> 
     """
     request = options.source if isinstance(options.source, SourceRequest) \
         else parse_source(options.source)
+    protected = check_outputs(options, spec, request)
     output = Path(options.output) if options.output is not None else None
     if output is not None and not request.is_still:
         if output.suffix.lower() in IMAGE_SUFFIXES:
@@ -245,7 +299,7 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> 
                 else options.threshold,
                 classes=options.classes, style=options.style)
             info = source.info
-            recorder = _Recorder(options, source, images)
+            recorder = _Recorder(options, source, images, protected)
             if options.json_path is not None:
                 jsonl = JsonlSink(options.json_path)
             policy = CapturePolicy.for_source(source, options.reconnect_timeout_s)
@@ -353,7 +407,8 @@ def _interact(window: WindowSink, picture: np.ndarray, state: ViewState, recorde
             log.info("key: %s", note)
         if state.snapshot_requested:
             state.snapshot_requested = False
-            path = options.snapshot_dir / f"livesegment-{_stamp()}.png"
+            path = free_path(_numbered(options.snapshot_dir / f"livesegment-{_stamp()}.png"),
+                             recorder.protected)
             if not cv2.imwrite(str(path), picture):
                 raise OutputError(f"snapshot {path}: could not be written")
             summary.files_written.append(path)

@@ -34,8 +34,10 @@ from pycocotools import mask as mask_utils
 
 from livesegment import filters, shapes
 from livesegment.capture import to_model_rgb
+from livesegment.errors import UsageError
 from livesegment.evaluate import EvalReport, FrameRecord, Instance, evaluate
 from livesegment.models import ModelSpec, read_card, sha256_of, spec_from_card, write_card
+from livesegment.paths import check_no_overwrite
 from livesegment.segmenter import Segmenter, unmold
 from livesegment.structures import Candidates
 
@@ -196,6 +198,11 @@ def main(card: Path, weights: Path | None, pick_on: str, eval_seed: int, thresho
     own_weights = spec_from_card(card).weights.resolve()
     if write and weights is not None and weights.resolve() != own_weights:
         raise click.UsageError("--write needs the card's own weights; copy the file first")
+    if write:
+        try:
+            check_no_overwrite([("the weights", spec.weights)], [("--card", card)])
+        except UsageError as error:
+            raise click.UsageError(str(error)) from None
     segmenter = Segmenter(spec)
     candidates = [float(t) for t in thresholds.split(",")]
     pick_seeds = [int(seed) for seed in pick_on.split(",") if seed.strip()]
