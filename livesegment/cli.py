@@ -192,6 +192,7 @@ def run(ctx: click.Context, source: str, model_name: str | None, threshold: floa
         style=OverlayStyle(masks=masks, boxes=boxes, labels=labels),
         verbose=ctx.meta["livesegment.verbose"],
         progress=sys.stderr.isatty(),
+        default_model=model_name is None,
     )
     summary = pipeline.run(options, spec)
     click.echo(summary.format())

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from livesegment import tfenv
+from livesegment import footage, tfenv
 from livesegment.capture import CapturePolicy, CaptureThread
 from livesegment.controls import ViewState
 from livesegment.errors import LivesegmentError, OutputError, UsageError
@@ -144,6 +144,27 @@ def _numbered(path: Path, first: int = 1) -> Iterator[Path]:
     yield path
     for number in itertools.count(first):
         yield path.with_name(f"{path.stem}-{number}{path.suffix}")
+
+
+class _DemoModelCheck:
+    """Says once, on stderr, when the bundled demo model (used because no ``--model`` was
+    given) is pointed at something that does not look like its synthetic shapes."""
+
+    def __init__(self, spec: ModelSpec, frames: int):
+        self.scene = footage.SceneCheck(frames)
+        self.message = (
+            f"the default model '{spec.name}' is a demo that knows only "
+            f"{', '.join(spec.object_classes)} in synthetic flat-colour scenes, and this "
+            "source does not look like one, so its detections mean nothing here; for real "
+            "footage run `livesegment models download coco` once, then add `--model coco`")
+
+    def add(self, bgr: np.ndarray) -> None:
+        if self.scene.add(bgr):
+            log.warning(self.message)
+
+    def finish(self) -> None:
+        if self.scene.finish():
+            log.warning(self.message)
 
 
 class _Recorder:
@@ -304,8 +325,10 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> 
                 jsonl = JsonlSink(options.json_path)
             policy = CapturePolicy.for_source(source, options.reconnect_timeout_s)
             capture = CaptureThread(source, options.max_size or spec.input_size, policy)
+            demo = _DemoModelCheck(spec, frames=1 if request.kind == "image" else 10) \
+                if options.default_model else None
             _loop(capture, segment, unmold, state, window, jsonl, recorder, summary, options,
-                  info.frame_count, stop)
+                  info.frame_count, stop, demo)
             summary.frames_captured = capture.stats.captured
             summary.frames_dropped = capture.stats.dropped
             summary.reconnect_attempts = capture.stats.reconnect_attempts
@@ -339,7 +362,7 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_segmenter) -> 
 def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewState,
           window: WindowSink | None, jsonl: JsonlSink | None, recorder: _Recorder,
           summary: RunSummary, options: RunOptions, frame_count: int | None,
-          stop: StopRequest) -> None:
+          stop: StopRequest, demo: _DemoModelCheck | None = None) -> None:
     stills = recorder.source if isinstance(recorder.source, ImageSource) else None
     inference_fps = FpsMeter()
     stopwatch = Stopwatch()
@@ -350,6 +373,8 @@ def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewS
     try:
         with capture, progress:
             for frame in capture.frames(until=stop.event):
+                if demo is not None:
+                    demo.add(frame.bgr)
                 with stopwatch:
                     # TensorFlow logs while it finishes building the graph on the first call.
                     with tfenv.silenced_stderr(first_call and not options.verbose):
@@ -382,6 +407,8 @@ def _loop(capture: CaptureThread, segment: Segment, unmold: Unmold, state: ViewS
                         break
                 if stop.is_set():
                     break
+        if demo is not None:
+            demo.finish()
         summary.elapsed_s = time.monotonic() - started
         if stop.is_set():
             summary.stopped_early = "interrupted"
