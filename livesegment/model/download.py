@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from livesegment import __version__
 from livesegment.errors import ModelError, UsageError
-from livesegment.model.cards import COCO_CLASS_NAMES, ModelSpec, sha256_of, write_card
+from livesegment.model.cards import COCO_CLASS_NAMES, ModelSpec, read_card, sha256_of, write_card
+from livesegment.paths import same_file
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ def download(entry: Downloadable, folder: Path, *, urls: tuple[str, ...] | None 
         force: download again even if a verified copy is already there.
 
     Raises:
-        UsageError: a URL with a scheme that is not allowed.
+        UsageError: a URL with a scheme that is not allowed, or a card of another model where
+            this one's card goes.
         ModelError: every mirror failed, the body was cut short (re-running resumes), or the
             file failed verification (it is removed); nothing is left at the final path.
     """
@@ -168,6 +170,7 @@ def download(entry: Downloadable, folder: Path, *, urls: tuple[str, ...] | None 
                          "LIVESEGMENT_HOME to a writable folder") from error
     final = folder / entry.filename
     card = folder / f"{entry.name}.json"
+    _check_card_is_ours(entry, final, card)
     if not force and final.exists() and card.exists() and _already_verified(entry, final, card):
         return Downloaded(final, card, None, 0, 0)
     part = part_path(final)
@@ -193,6 +196,27 @@ def download(entry: Downloadable, folder: Path, *, urls: tuple[str, ...] | None 
         return Downloaded(final, card, url, resumed_from, layers)
     raise ModelError(f"could not download {entry.name}: {'; '.join(failures)}; "
                      "give the URL of a working mirror")
+
+
+def _check_card_is_ours(entry: Downloadable, final: Path, card: Path) -> None:
+    """A card already at ``card`` that describes other weights is a model the user registered
+    under this name: writing ours would lose it.
+
+    Raises:
+        UsageError: naming the card, its weights and what to do.
+    """
+    if not card.exists():
+        return
+    try:
+        named = read_card(card).get("weights", f"{card.stem}.h5")
+        weights = card.parent / named if isinstance(named, str) else None
+    except ModelError:
+        weights = None
+    if weights is not None and same_file(weights, final):
+        return
+    what = f"is the card of {weights}" if weights is not None else "is not a readable card"
+    raise UsageError(f"models download {entry.name} would overwrite {card}, which {what}; "
+                     "rename or move it, or set LIVESEGMENT_HOME to another folder")
 
 
 def _size_or_zero(path: Path) -> int:

@@ -46,11 +46,16 @@ class MaskDrawer:
 
 @dataclass(frozen=True, slots=True)
 class BoxDrawer:
-    """Boxes and/or "class score" labels at each box's top-left corner."""
+    """Boxes and/or "class score" labels at each box's top-left corner.
+
+    A label that would fall under ``keep_clear`` (the HUD's x1, y1, x2, y2) is moved down to
+    just below it, still at its box's left edge, so the HUD never hides it.
+    """
 
     boxes: bool = True
     labels: bool = True
     thickness: int = 2
+    keep_clear: tuple[int, int, int, int] | None = None
 
     def draw(self, bgr: np.ndarray, detections: Detections) -> np.ndarray:
         out = bgr.copy()
@@ -63,33 +68,57 @@ class BoxDrawer:
                 cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour,
                               self.thickness)
             if self.labels:
-                _label(out, f"{name} {score:.2f}", (x1, y1), colour)
+                _label(out, f"{name} {score:.2f}", (x1, y1), colour, self.keep_clear)
         return out
 
 
 def _label(bgr: np.ndarray, text: str, corner_xy: tuple[int, int],
-           colour: tuple[int, int, int], scale: float = 0.5) -> None:
+           colour: tuple[int, int, int], keep_clear: tuple[int, int, int, int] | None = None,
+           scale: float = 0.5) -> None:
     (width, height), baseline = cv2.getTextSize(text, FONT, scale, 1)
     x, y = corner_xy
     y = max(y, height + baseline + 2)
+    if keep_clear is not None:
+        left, top, right, bottom = keep_clear
+        label_top = y - height - baseline - 2
+        if x <= right and x + width + 4 >= left and y >= top and label_top <= bottom:
+            y = min(bottom + 1 + height + baseline + 2, bgr.shape[0] - 1)
     cv2.rectangle(bgr, (x, y - height - baseline - 2), (x + width + 4, y), colour, cv2.FILLED)
     luminance = 0.114 * colour[0] + 0.587 * colour[1] + 0.299 * colour[2]
     ink = (0, 0, 0) if luminance > 128 else (255, 255, 255)
     cv2.putText(bgr, text, (x + 2, y - baseline - 1), FONT, scale, ink, 1, cv2.LINE_AA)
 
 
+def _hud_layout(shape_hw: tuple[int, int], lines: list[str]
+                ) -> tuple[float, list[tuple[str, int, int, int, int]]]:
+    """Font scale and (text, top y, width, height, baseline) of each HUD line."""
+    scale = max(0.4, min(shape_hw) / 900)
+    rows, y = [], 4
+    for line in lines:
+        (width, height), baseline = cv2.getTextSize(line, FONT, scale, 1)
+        rows.append((line, y, width, height, baseline))
+        y += height + baseline + 6
+    return scale, rows
+
+
+def hud_area(shape_hw: tuple[int, int], lines: list[str]) -> tuple[int, int, int, int] | None:
+    """The (x1, y1, x2, y2) pixels ``draw_hud`` darkens, inclusive; None without lines."""
+    _, rows = _hud_layout(shape_hw, lines)
+    if not rows:
+        return None
+    _, y, _, height, baseline = rows[-1]
+    return 4, 4, 7 + max(row[2] for row in rows), y + height + baseline + 3
+
+
 def draw_hud(bgr: np.ndarray, lines: list[str]) -> np.ndarray:
     """Text lines on a dark strip in the top-left corner."""
     out = bgr.copy()
-    scale = max(0.4, min(bgr.shape[:2]) / 900)
-    y = 4
-    for line in lines:
-        (width, height), baseline = cv2.getTextSize(line, FONT, scale, 1)
+    scale, rows = _hud_layout(bgr.shape[:2], lines)
+    for line, y, width, height, baseline in rows:
         sub = out[y:y + height + baseline + 4, 4:8 + width]
         sub[:] = (sub * 0.35).astype(np.uint8)
         cv2.putText(out, line, (6, y + height + 1), FONT, scale, (255, 255, 255), 1,
                     cv2.LINE_AA)
-        y += height + baseline + 6
     return out
 
 
@@ -123,7 +152,8 @@ def annotate(bgr: np.ndarray, detections: Detections, empty_reason: str | None,
     """The displayed/recorded picture for one frame; ``bgr`` is left untouched."""
     out = MaskDrawer(style.opacity).draw(bgr, detections) if style.masks else bgr.copy()
     if style.boxes or style.labels:
-        out = BoxDrawer(boxes=style.boxes, labels=style.labels).draw(out, detections)
+        out = BoxDrawer(boxes=style.boxes, labels=style.labels,
+                        keep_clear=hud_area(bgr.shape[:2], hud_lines)).draw(out, detections)
     if empty_reason is not None and len(detections) == 0:
         out = draw_banner(out, empty_reason)
     return draw_hud(out, hud_lines)

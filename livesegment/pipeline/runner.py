@@ -34,11 +34,11 @@ from livesegment.output.sinks import (
 )
 from livesegment.paths import Named, check_no_overwrite, check_output_path, clash
 from livesegment.pipeline.controls import ViewState
-from livesegment.video import footage
 from livesegment.pipeline.interrupts import StopRequest
 from livesegment.pipeline.results import ResultStream
 from livesegment.structures import FrameResult, RunSummary, StopReason
 from livesegment.timing import FpsMeter
+from livesegment.video import footage
 from livesegment.video.images import (
     IMAGE_SUFFIXES,
     ImageOutputs,

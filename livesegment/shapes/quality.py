@@ -32,9 +32,11 @@ import cv2
 import numpy as np
 
 from livesegment import shapes
+from livesegment.errors import UsageError
 from livesegment.evaluate import EvalReport, FrameRecord, Instance, evaluate
 from livesegment.model.cards import ModelSpec, read_card, sha256_of, spec_from_card, write_card
 from livesegment.model.detector import Detector, to_model_rgb
+from livesegment.paths import check_no_overwrite
 
 # The conditions the shapes model is judged on (README / model card).
 VIDEO = {"n_frames": 90, "shape_hw": (480, 640), "fps": 15.0, "n_shapes": (1, 4),
@@ -190,6 +192,11 @@ def main(*, card: Path, weights: Path | None, pick_on: str, eval_seed: int, thre
     own_weights = spec_from_card(card).weights.resolve()
     if write and weights is not None and weights.resolve() != own_weights:
         raise click.UsageError("--write needs the card's own weights; copy the file first")
+    if write:
+        try:
+            check_no_overwrite([("the weights", spec.weights)], [("--card", card)])
+        except UsageError as error:
+            raise click.UsageError(str(error)) from None
     detector = Detector.load(spec)
     candidates = [float(t) for t in thresholds.split(",")]
     pick_seeds = [int(seed) for seed in pick_on.split(",") if seed.strip()]

@@ -39,8 +39,10 @@ with tfenv.importing_tensorflow():
     from pixellib.instance.mask_rcnn import build_rpn_targets, compose_image_meta
 
 from livesegment import shapes
+from livesegment.errors import UsageError
 from livesegment.model import segmenter, tinynet
 from livesegment.model.cards import ModelSpec, sha256_of, write_card
+from livesegment.paths import check_no_overwrite
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +311,10 @@ class TrainResult:
     last_losses: dict[str, float]
 
 
+def checkpoint_path(folder: Path, name: str, step: int) -> Path:
+    return folder / f"{name}_step{step}.h5"
+
+
 def train(spec: ModelSpec, settings: TrainSettings, out: Path, *,
           checkpoint_dir: Path | None = None,
           on_log: Callable[[str], None] = print) -> TrainResult:
@@ -362,7 +368,7 @@ def train(spec: ModelSpec, settings: TrainSettings, out: Path, *,
                    + " ".join(f"{k.replace('_loss', '')} {v:.3f}" for k, v in last.items()))
         if (checkpoint_dir is not None and step % settings.checkpoint_every == 0
                 and step < settings.steps):
-            path = checkpoint_dir / f"{spec.name}_step{step}.h5"
+            path = checkpoint_path(checkpoint_dir, spec.name, step)
             model.keras_model.save_weights(str(path))
             on_log(f"checkpoint {path}")
     model.keras_model.save_weights(str(out))
@@ -386,6 +392,27 @@ def training_record(settings: TrainSettings, result: TrainResult, command: str) 
 
 
 _DEFAULTS = TrainSettings(steps=1, seed=0)
+
+
+def check_paths(out: Path, card: Path, log_file: Path, init_weights: str | None,
+                checkpoint_dir: Path, steps: int, checkpoint_every: int) -> None:
+    """Refuse, before training starts, to write the weights, card, log or a checkpoint over
+    ``--init-weights`` (resuming from a checkpoint of the same folder would overwrite it) or
+    one output over another.
+
+    Raises:
+        click.UsageError: naming both.
+    """
+    inputs = [("--init-weights", None if init_weights is None else Path(init_weights))]
+    checkpoints = [("a checkpoint", checkpoint_path(checkpoint_dir, "shapes", step))
+                   for step in range(checkpoint_every, steps, checkpoint_every)]
+    try:
+        check_no_overwrite(inputs, [("--out", out), ("the model card", card),
+                                    ("--log-file", log_file)])
+        if init_weights is not None:
+            check_no_overwrite(inputs, checkpoints)
+    except UsageError as error:
+        raise click.UsageError(str(error)) from None
 
 
 @click.command()
@@ -432,6 +459,8 @@ def main(*, steps: int, seed: int, out: Path, batch: int, lr: float, lr_drop_fra
         raise click.BadParameter("seeds 999 and 12345 are reserved for evaluation",
                                  param_hint="--seed")
     log_file = log_file or checkpoint_dir / "train.log"
+    card = out.with_suffix(".json")
+    check_paths(out, card, log_file, init_weights, checkpoint_dir, steps, checkpoint_every)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     arguments = sys.argv[1:]
     if arguments[:1] == ["train"]:  # run through ``python -m livesegment.shapes``
@@ -453,7 +482,6 @@ def main(*, steps: int, seed: int, out: Path, batch: int, lr: float, lr_drop_fra
     echo(json.dumps(machine_info()))
     spec = shapes_spec(out, input_size=input_size)
     result = train(spec, settings, out, checkpoint_dir=checkpoint_dir, on_log=echo)
-    card = out.with_suffix(".json")
     write_card(result.spec, card, training=training_record(settings, result, command),
                metrics=None)
     echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {card} "

@@ -350,3 +350,29 @@ def test_cli_coco_download_refuses_a_file_of_the_wrong_size(tmp_path, server, ti
     assert "--url" in line
     assert [p.name for p in (tmp_path / "models").iterdir()] == []
     assert json.dumps(server.log.entries) == json.dumps([["/mask_rcnn_coco.h5", None, 200]])
+
+
+def test_cli_download_never_overwrites_a_card_the_user_registered(server, tiny_bytes,
+                                                                  tiny_registry):
+    """A card of the user's own model under the same name is kept, and nothing is fetched."""
+    tiny_registry.mkdir(parents=True)
+    card = tiny_registry / "tiny.json"
+    card.write_text(json.dumps({"name": "tiny", "weights": "my_finetuned.h5",
+                                "class_names": ["BG", "cat"]}))
+    before = card.read_bytes()
+    url = server.serve("/tiny.h5", tiny_bytes)
+    result = CliRunner().invoke(main, ["models", "download", "tiny", "--url", url])
+    assert result.exit_code == 2, result.output
+    line = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(line) == 1 and "would overwrite" in line[0] and "my_finetuned.h5" in line[0]
+    assert card.read_bytes() == before
+    assert server.log.entries == []
+    assert sorted(p.name for p in tiny_registry.iterdir()) == ["tiny.json"]
+
+
+def test_cli_download_replaces_its_own_card(server, tiny_bytes, tiny_registry):
+    url = server.serve("/tiny.h5", tiny_bytes)
+    assert CliRunner().invoke(main, ["models", "download", "tiny", "--url", url]).exit_code == 0
+    again = CliRunner().invoke(main, ["models", "download", "tiny", "--url", url, "--force"])
+    assert again.exit_code == 0, again.output
+    assert read_card(tiny_registry / "tiny.json")["weights"] == "tiny_weights.h5"

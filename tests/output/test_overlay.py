@@ -3,7 +3,9 @@ does not, and the source frame is never drawn into."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 
 from livesegment.output.overlay import (
     MaskDrawer,
@@ -11,6 +13,8 @@ from livesegment.output.overlay import (
     annotate,
     class_colour_bgr,
     draw_banner,
+    draw_hud,
+    hud_area,
 )
 from livesegment.structures import Detections
 
@@ -65,3 +69,61 @@ def test_annotate_shows_banner_only_when_empty():
     assert (with_banner[-3:, :, 2] >= 150).mean() > 0.5
     assert (without[-3:, :, 2] >= 150).mean() < 0.1
     assert np.all(bgr == 40)
+
+
+HUD = ["inference 12.3 FPS (81 ms)  capture 15.0 FPS",
+       "latency 95 ms  dropped 0  REC",
+       "threshold 0.70  classes: all"]
+
+
+def _label_image(top_y: int, shape_hw=(1080, 1920)) -> Detections:
+    """One square detection whose box top is at ``top_y``."""
+    masks = np.zeros((1, *shape_hw), bool)
+    masks[0, top_y:top_y + 200, 40:300] = True
+    detections = Detections(xyxy=np.array([[40, top_y, 300, top_y + 200]], np.float32),
+                            masks=masks, scores=np.array([0.93], np.float32),
+                            class_ids=np.array([2], np.int32),
+                            class_names=np.array(["square"]))
+    return detections
+
+
+def _find_label(picture: np.ndarray, class_id: int) -> tuple[int, int, int, int] | None:
+    """Bounding box (x1, y1, x2, y2) of the label's filled rectangle: the largest blob of
+    exactly the class colour."""
+    exact = np.all(picture == class_colour_bgr(class_id), axis=2).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(exact)
+    if count < 2:
+        return None
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = stats[best, :4]
+    return x, y, x + w, y + h
+
+
+@pytest.mark.parametrize("top_y", [0, 40, 90])
+def test_labels_near_the_top_are_not_hidden_by_the_hud(top_y):
+    bgr = np.full((1080, 1920, 3), 90, np.uint8)
+    detections = _label_image(top_y)
+    style = OverlayStyle(masks=False, boxes=False)
+    without_hud = annotate(bgr, detections, None, [], style)
+    with_hud = annotate(bgr, detections, None, HUD, style)
+    x1, y1, x2, y2 = _find_label(without_hud, 2)
+    label = without_hud[y1:y2, x1:x2]
+    # The same label, pixel for pixel, is somewhere in the picture with the HUD ...
+    found = cv2.matchTemplate(with_hud, label, cv2.TM_SQDIFF)
+    y, x = np.unravel_index(int(np.argmin(found)), found.shape)
+    np.testing.assert_array_equal(with_hud[y:y + y2 - y1, x:x + x2 - x1], label,
+                                  err_msg="the label is covered by the HUD")
+    # ... at its box's left edge, below the HUD, and the HUD itself is intact.
+    hud_x1, hud_y1, hud_x2, hud_y2 = hud_area(bgr.shape[:2], HUD)
+    assert x == x1 and y > hud_y2
+    np.testing.assert_array_equal(with_hud[hud_y1:hud_y2 + 1, hud_x1:hud_x2 + 1],
+                                  draw_hud(bgr, HUD)[hud_y1:hud_y2 + 1, hud_x1:hud_x2 + 1])
+
+
+def test_labels_clear_of_the_hud_stay_at_their_box():
+    bgr = np.full((1080, 1920, 3), 90, np.uint8)
+    detections = _label_image(400)
+    style = OverlayStyle(masks=False, boxes=False)
+    without_hud = annotate(bgr, detections, None, [], style)
+    with_hud = annotate(bgr, detections, None, HUD, style)
+    assert _find_label(with_hud, 2) == _find_label(without_hud, 2)
