@@ -20,6 +20,8 @@ from livesegment import pipeline
 from livesegment.errors import UsageError
 from livesegment.model.cards import resolve_model
 from livesegment.paths import check_no_overwrite, same_file
+from livesegment.pipeline import runner
+from livesegment.structures import Detections, Frame, FrameResult
 from livesegment.video.sources import open_source, parse_source
 
 
@@ -136,26 +138,28 @@ def test_a_recording_take_never_lands_on_the_source(tmp_path, video_factory):
     options = pipeline.RunOptions(source=str(source), output=tmp_path / "out.mp4",
                                   display=False)
     request = parse_source(str(source))
-    protected = pipeline.check_outputs(options, resolve_model(None), request)
+    protected = runner._check_outputs(options, request, resolve_model(None))
     video = open_source(request)
     try:
-        recorder = pipeline._Recorder(options, video, protected)
+        recorder = runner.RecordingSink(options, video, protected)
         blank = np.zeros((120, 160, 3), np.uint8)
+        frame = Frame(index=0, time_s=0.0, bgr=blank, rgb=blank, captured_at=0.0)
+        result = FrameResult(frame, Detections.empty((120, 160)))
         for take in range(2):
-            recorder.write(blank, 0.0)
-            recorder.stop()
+            recorder.write(result, blank)
+            recorder.toggle()  # stop this take; the first toggle back starts take 2
             if take == 0:
                 recorder.toggle()
     finally:
         video.release()
-    assert recorder.closed == [tmp_path / "out.mp4", tmp_path / "out-3.mp4"]
+    assert recorder.paths == [tmp_path / "out.mp4", tmp_path / "out-3.mp4"]
     assert _sha256(source) == before
 
 
 def test_snapshot_names_skip_an_input():
-    protected = [("SOURCE", ROOT / "sample_videos" / "shapes.avi")]
-    first = pipeline._numbered(ROOT / "sample_videos" / "shapes.avi")
-    assert pipeline.free_path(first, protected) == ROOT / "sample_videos" / "shapes-1.avi"
+    protected = [("source", ROOT / "sample_videos" / "shapes.avi")]
+    first = runner._numbered(ROOT / "sample_videos" / "shapes.avi")
+    assert runner.free_path(first, protected) == ROOT / "sample_videos" / "shapes-1.avi"
 
 
 # --- the check itself -------------------------------------------------------------------------

@@ -188,14 +188,15 @@ def download(entry: Downloadable, folder: Path, *, urls: tuple[str, ...] | None 
             part.unlink()
             raise ModelError(f"{entry.name} from {url} failed verification and was removed: "
                              f"sha256 {digest[:16]}… is not the expected "
-                             f"{entry.sha256[:16]}…; try again, or give another mirror's URL")
+                             f"{entry.sha256[:16]}…; try again, or give another mirror's URL",
+                             parameter="urls")
         layers = _verify_part(entry, part, url)
         os.replace(part, final)
         _write_card_atomically(dataclasses.replace(entry.spec, weights=final, sha256=digest),
                                card, source=url)
         return Downloaded(final, card, url, resumed_from, layers)
     raise ModelError(f"could not download {entry.name}: {'; '.join(failures)}; "
-                     "give the URL of a working mirror")
+                     "give the URL of a working mirror", parameter="urls")
 
 
 def _check_card_is_ours(entry: Downloadable, final: Path, card: Path) -> None:
@@ -351,7 +352,8 @@ def _verify_part(entry: Downloadable, part: Path, url: str) -> int:
     except ModelError as error:
         part.unlink(missing_ok=True)
         raise ModelError(f"{entry.name} from {url} failed verification and was removed "
-                         f"({error}); try again, or give another mirror's URL") from error
+                         f"({error}); try again, or give another mirror's URL",
+                         parameter="urls") from error
 
 
 def _write_card_atomically(spec: ModelSpec, card: Path, **extra) -> None:

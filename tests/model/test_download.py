@@ -208,7 +208,7 @@ def test_404_names_url_and_status_and_suggests_url(tmp_path, server, tiny_bytes)
         download.download(tiny_entry(tiny_bytes), tmp_path, urls=(url,))
     message = str(caught.value)
     assert "\n" not in message
-    assert f"{url} returned HTTP 404" in message and "--url" in message
+    assert f"{url} returned HTTP 404" in message and "URL of a working mirror" in message
     _assert_nothing_left(tmp_path)
 
 
