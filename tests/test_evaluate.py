@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from livesegment.evaluate import encode_mask as encode_mask_rle
 from livesegment.evaluate import evaluate, load_jsonl_frames
-from livesegment.shapes import Scene, encode_mask_rle, simulate_video, write_truth
+from livesegment.shapes import Scene, simulate_video, write_truth
 
 SHAPE_HW = (96, 128)
 

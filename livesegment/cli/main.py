@@ -33,12 +33,16 @@ def _split_names(value: str | None) -> tuple[str, ...] | None:
 FLAGS = {"classes": "--classes", "threshold": "--threshold", "output": "--output",
          "json_path": "--json", "max_size": "--max-size", "codec": "--codec",
          "model": "--model", "class_names": "--class-names", "urls": "--url",
-         "display": "--display", "source": "SOURCE"}
+         "source": "SOURCE"}
+# Errors whose fix is a flag of its own rather than another value.
+REMEDIES = {"display": "run with --no-display"}
 
 
 def _message(error: LivesegmentError) -> str:
     if isinstance(error, SameFileError):
         return error.render(lambda name: FLAGS.get(name, name))
+    if error.parameter in REMEDIES:
+        return f"{error}; {REMEDIES[error.parameter]}"
     flag = FLAGS.get(error.parameter or "")
     if flag is None:
         return str(error)

@@ -183,7 +183,7 @@ class WindowSink:
 
     def __init__(self, controls: ViewState, title: str = "livesegment"):
         if (problem := display_problem()) is not None:
-            raise DisplayError(f"{problem}; turn the window off", parameter="display")
+            raise DisplayError(problem, parameter="display")
         self.controls = controls
         self.title = title
         self.paths: list[Path] = []
@@ -192,8 +192,8 @@ class WindowSink:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO
                             | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as error:
-            raise DisplayError(f"cannot open a window ({error.msg.strip()}); turn the window "
-                               "off", parameter="display") from error
+            raise DisplayError(f"cannot open a window ({error.msg.strip()})",
+                               parameter="display") from error
         self._sized = False
 
     def write(self, result: FrameResult, picture: np.ndarray) -> None:

@@ -280,8 +280,9 @@ def _plan_images(options: RunOptions, source: ImageSource, protected: list[Named
     if options.output is not None:
         images = plan_image_outputs(source.entries, Path(options.output), str(request.target),
                                     single=request.kind == "image")
+    model_files = [named for named in protected if named[0] not in ("output", "json_path")]
     check_image_outputs(source.entries, images or ImageOutputs((), None), options.json_path,
-                        protected)
+                        model_files)
     return images
 
 

@@ -24,7 +24,7 @@ from livesegment.shapes.world import (
 )
 
 SHAPE_HW = (120, 160)
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_videos"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_videos"
 
 
 def _assert_exact(scene: Scene) -> None:
