@@ -25,11 +25,23 @@ if TYPE_CHECKING:
     from livesegment.pipeline.results import ResultStream, stream
 
 __version__ = "0.1.0"
-__all__ = ["Detections", "Detector", "Frame", "FrameResult", "ResultStream", "RunSummary",
-           "StopReason", "__version__", "stream"]
+__all__ = [
+    "Detections",
+    "Detector",
+    "Frame",
+    "FrameResult",
+    "ResultStream",
+    "RunSummary",
+    "StopReason",
+    "__version__",
+    "stream",
+]
 
-_LAZY = {"Detector": "livesegment.model.detector", "stream": "livesegment.pipeline.results",
-         "ResultStream": "livesegment.pipeline.results"}
+_LAZY = {
+    "Detector": "livesegment.model.detector",
+    "stream": "livesegment.pipeline.results",
+    "ResultStream": "livesegment.pipeline.results",
+}
 
 
 def __getattr__(name: str):

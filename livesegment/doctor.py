@@ -6,7 +6,6 @@ video writers and a one-frame smoke run of the default model. TensorFlow is impo
 checks that need it.
 """
 
-
 from __future__ import annotations
 
 import importlib.metadata
@@ -56,8 +55,15 @@ REQUIRED_PACKAGES = (
     ("TensorFlow", ("tensorflow", "tensorflow-cpu", "tensorflow-macos")),
     ("tf-keras", ("tf-keras",)),
     ("PixelLib", ("pixellib",)),
-    ("OpenCV", ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
-                "opencv-contrib-python-headless")),
+    (
+        "OpenCV",
+        (
+            "opencv-python",
+            "opencv-python-headless",
+            "opencv-contrib-python",
+            "opencv-contrib-python-headless",
+        ),
+    ),
     ("numpy", ("numpy",)),
 )
 
@@ -75,8 +81,12 @@ def check_python() -> Check:
     version = platform.python_version()
     if (3, 10) <= sys.version_info[:2] < (3, 14):
         return Check("Python", "ok", f"{version} ({sys.executable})")
-    return Check("Python", "fail", f"{version} is not supported",
-                 "use Python 3.10-3.13 (uv python install 3.12)")
+    return Check(
+        "Python",
+        "fail",
+        f"{version} is not supported",
+        "use Python 3.10-3.13 (uv python install 3.12)",
+    )
 
 
 def check_packages() -> list[Check]:
@@ -89,14 +99,25 @@ def check_packages() -> list[Check]:
         else:
             checks.append(Check(label, "ok", version))
     tf_version, keras_version = versions["TensorFlow"], versions["tf-keras"]
-    if tf_version and keras_version and \
-            tf_version.split(".")[:2] != keras_version.split(".")[:2]:
-        checks.append(Check("tf-keras", "fail", f"{keras_version} does not match TensorFlow "
-                            f"{tf_version} (Keras 2 must be the same minor release)",
-                            "run `uv sync` (pins both to 2.21)"))
+    if tf_version and keras_version and tf_version.split(".")[:2] != keras_version.split(".")[:2]:
+        checks.append(
+            Check(
+                "tf-keras",
+                "fail",
+                f"{keras_version} does not match TensorFlow "
+                f"{tf_version} (Keras 2 must be the same minor release)",
+                "run `uv sync` (pins both to 2.21)",
+            )
+        )
     if versions["PixelLib"] and versions["PixelLib"] != "0.7.1":
-        checks.append(Check("PixelLib", "fail", f"{versions['PixelLib']} installed; livesegment "
-                            "is written against 0.7.1", "run `uv sync` (pins pixellib==0.7.1)"))
+        checks.append(
+            Check(
+                "PixelLib",
+                "fail",
+                f"{versions['PixelLib']} installed; livesegment is written against 0.7.1",
+                "run `uv sync` (pins pixellib==0.7.1)",
+            )
+        )
     return checks
 
 
@@ -105,8 +126,12 @@ def check_display() -> Check:
 
     if display_available():
         return Check("display", "ok", "available; `run` shows a window by default")
-    return Check("display", "info", "none usable (no DISPLAY or WAYLAND_DISPLAY that works)",
-                 "windows cannot open here; use --no-display with --output/--json")
+    return Check(
+        "display",
+        "info",
+        "none usable (no DISPLAY or WAYLAND_DISPLAY that works)",
+        "windows cannot open here; use --no-display with --output/--json",
+    )
 
 
 class _QuietOpenCV:
@@ -132,15 +157,22 @@ def check_cameras(indices=CAMERA_PROBE_INDICES, timeout_s: float = CAMERA_TIMEOU
     if working:
         return Check("cameras", "ok", f"{', '.join(working)} deliver frames (checked {checked})")
     others = "; ".join(f"{i}: {r}" for i, r in results.items() if r != "absent")
-    return Check("cameras", "info", f"none of {checked} delivers frames"
-                 + (f" ({others})" if others else " (no camera attached)"),
-                 "a camera is only needed for live input; pass a video file or stream URL")
+    return Check(
+        "cameras",
+        "info",
+        f"none of {checked} delivers frames"
+        + (f" ({others})" if others else " (no camera attached)"),
+        "a camera is only needed for live input; pass a video file or stream URL",
+    )
 
 
 # (fourcc, suffix, what needs it). `run --output` encodes with FFmpeg through PyAV
 # (``media.MediaWriter``); OpenCV's writers are still used to render the sample videos.
-OPENCV_WRITERS = (("mp4v", ".mp4", None), ("MJPG", ".avi", "`python -m livesegment.shapes`"),
-                  ("avc1", ".mp4", None))
+OPENCV_WRITERS = (
+    ("mp4v", ".mp4", None),
+    ("MJPG", ".avi", "`python -m livesegment.shapes`"),
+    ("avc1", ".mp4", None),
+)
 PROBE_FRAMES = 5
 
 
@@ -161,8 +193,9 @@ def frames_read_back(path: Path) -> int:
     return count
 
 
-def frames_written_and_read(fourcc: str, suffix: str, folder: Path,
-                            n_frames: int = PROBE_FRAMES) -> int:
+def frames_written_and_read(
+    fourcc: str, suffix: str, folder: Path, n_frames: int = PROBE_FRAMES
+) -> int:
     """Write ``n_frames`` 64x48 frames with OpenCV's ``fourcc`` writer; count those read back."""
     path = folder / f"probe_{fourcc}{suffix}"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (64, 48))
@@ -190,25 +223,41 @@ def check_writers() -> list[Check]:
             finally:
                 writer.close()
             count = frames_read_back(path)
-            problem = None if count == PROBE_FRAMES else \
-                f"{count} of {PROBE_FRAMES} frames read back"
+            problem = (
+                None if count == PROBE_FRAMES else f"{count} of {PROBE_FRAMES} frames read back"
+            )
         except LivesegmentError as error:
             problem = str(error)
-        checks.append(Check(name, "ok", f"writes {PROBE_FRAMES} frames that read back")
-                      if problem is None else
-                      Check(name, "fail", problem, "pass --codec mpeg4 to run, or reinstall "
-                            "PyAV with `uv sync`"))
+        checks.append(
+            Check(name, "ok", f"writes {PROBE_FRAMES} frames that read back")
+            if problem is None
+            else Check(
+                name, "fail", problem, "pass --codec mpeg4 to run, or reinstall PyAV with `uv sync`"
+            )
+        )
         for fourcc, suffix, needed_by in OPENCV_WRITERS:
             name = f"OpenCV writer {fourcc}/{suffix}"
             count = frames_written_and_read(fourcc, suffix, Path(folder))
             if count == PROBE_FRAMES:
                 checks.append(Check(name, "ok", f"writes {PROBE_FRAMES} frames that read back"))
             elif needed_by:
-                checks.append(Check(name, "fail", f"{count} of {PROBE_FRAMES} frames read back; "
-                                    f"{needed_by} needs it", "reinstall OpenCV with `uv sync`"))
+                checks.append(
+                    Check(
+                        name,
+                        "fail",
+                        f"{count} of {PROBE_FRAMES} frames read back; {needed_by} needs it",
+                        "reinstall OpenCV with `uv sync`",
+                    )
+                )
             else:
-                checks.append(Check(name, "info", "not available in this OpenCV build",
-                                    "not needed: run --output encodes with PyAV"))
+                checks.append(
+                    Check(
+                        name,
+                        "info",
+                        "not available in this OpenCV build",
+                        "not needed: run --output encodes with PyAV",
+                    )
+                )
     return checks
 
 
@@ -217,19 +266,26 @@ def check_tensorflow() -> list[Check]:
         import tensorflow as tf
         import tf_keras
     gpus = tf.config.list_physical_devices("GPU")
-    device = Check("TensorFlow device", "ok",
-                   f"GPU: {', '.join(g.name for g in gpus)}" if gpus
-                   else "CPU (no GPU visible to TensorFlow)")
+    device = Check(
+        "TensorFlow device",
+        "ok",
+        f"GPU: {', '.join(g.name for g in gpus)}" if gpus else "CPU (no GPU visible to TensorFlow)",
+    )
     switch = os.environ.get("TF_USE_LEGACY_KERAS")
     is_tf_keras = getattr(tf.keras, "Model", None) is tf_keras.Model
     if switch == "1" and is_tf_keras:
-        keras = Check("Keras", "ok", f"TF_USE_LEGACY_KERAS=1 and tf.keras is tf-keras "
-                      f"{tf_keras.__version__}")
+        keras = Check(
+            "Keras", "ok", f"TF_USE_LEGACY_KERAS=1 and tf.keras is tf-keras {tf_keras.__version__}"
+        )
     else:
-        keras = Check("Keras", "fail", f"TF_USE_LEGACY_KERAS={switch}, tf.keras is "
-                      f"{tf.keras.__name__}: PixelLib needs Keras 2 (tf-keras)",
-                      "load livesegment's models before importing TensorFlow, or export "
-                      "TF_USE_LEGACY_KERAS=1")
+        keras = Check(
+            "Keras",
+            "fail",
+            f"TF_USE_LEGACY_KERAS={switch}, tf.keras is "
+            f"{tf.keras.__name__}: PixelLib needs Keras 2 (tf-keras)",
+            "load livesegment's models before importing TensorFlow, or export "
+            "TF_USE_LEGACY_KERAS=1",
+        )
     return [device, keras]
 
 
@@ -239,28 +295,50 @@ def check_models() -> list[Check]:
     models = installed_models()
     checks = []
     if not models:
-        checks.append(Check("models", "fail", f"no model found in {BUNDLED_DIR} or "
-                            f"{user_models_dir()}", "reinstall livesegment (its wheel ships the "
-                            "shapes model), or `livesegment models download coco`"))
+        checks.append(
+            Check(
+                "models",
+                "fail",
+                f"no model found in {BUNDLED_DIR} or {user_models_dir()}",
+                "reinstall livesegment (its wheel ships the "
+                "shapes model), or `livesegment models download coco`",
+            )
+        )
     for model in models:
         report = verify_weights(model.weights, card=model.card, full=True)
         name = f"model {model.name} ({model.location})"
         if report.ok:
-            checks.append(Check(name, "ok", f"{report.backbone}, "
-                                f"{describe_classes(report.class_names or ())}; loads completely "
-                                f"({report.model_layers} layers) from {model.weights}"))
+            checks.append(
+                Check(
+                    name,
+                    "ok",
+                    f"{report.backbone}, "
+                    f"{describe_classes(report.class_names or ())}; loads completely "
+                    f"({report.model_layers} layers) from {model.weights}",
+                )
+            )
         else:
             problem = report.problem or ""
-            detail = problem if str(model.weights) in problem else \
-                f"{model.weights}: {problem}"
-            checks.append(Check(name, "fail", f"does not load: {detail}",
-                                f"`livesegment models verify {model.weights}` for details; "
-                                "download it again or remove it"))
+            detail = problem if str(model.weights) in problem else f"{model.weights}: {problem}"
+            checks.append(
+                Check(
+                    name,
+                    "fail",
+                    f"does not load: {detail}",
+                    f"`livesegment models verify {model.weights}` for details; "
+                    "download it again or remove it",
+                )
+            )
     for entry, part in partial_downloads(user_models_dir()):
         command = f"`livesegment models download {entry.name}`" if entry else "a download"
-        checks.append(Check("unfinished download", "info", f"{part} "
-                            f"({part.stat().st_size / 1e6:.1f} MB so far)",
-                            f"re-run {command} to resume it, or delete the file"))
+        checks.append(
+            Check(
+                "unfinished download",
+                "info",
+                f"{part} ({part.stat().st_size / 1e6:.1f} MB so far)",
+                f"re-run {command} to resume it, or delete the file",
+            )
+        )
     return checks
 
 
@@ -272,26 +350,39 @@ def check_smoke_run(video: Path = SAMPLE_VIDEO) -> Check:
     name = "smoke run"
     truth = video.with_suffix(".truth.jsonl")
     if not video.exists() or not truth.exists():
-        return Check(name, "info", f"skipped: sample video {video} not found",
-                     "reinstall livesegment (its wheel ships the sample video)")
+        return Check(
+            name,
+            "info",
+            f"skipped: sample video {video} not found",
+            "reinstall livesegment (its wheel ships the sample video)",
+        )
     records = (json.loads(line) for line in truth.read_text().splitlines() if line.strip())
     first = next((r for r in records if r["objects"]), None)
     if first is None:
-        return Check(name, "fail", f"{truth} lists no object in any frame",
-                     "regenerate the sample (see sample_videos/README.md)")
+        return Check(
+            name,
+            "fail",
+            f"{truth} lists no object in any frame",
+            "regenerate the sample (see sample_videos/README.md)",
+        )
     frame_index, expected = first["frame"], [obj["class"] for obj in first["objects"]]
     try:
         spec = resolve_model(None)
     except ModelError as error:
-        return Check(name, "fail", f"default model unavailable: {error}",
-                     "reinstall livesegment, or restore models/ in a clone")
+        return Check(
+            name,
+            "fail",
+            f"default model unavailable: {error}",
+            "reinstall livesegment, or restore models/ in a clone",
+        )
     capture = cv2.VideoCapture(str(video))
     capture.set(cv2.CAP_PROP_POS_FRAMES, frame_index)
     ok, bgr = capture.read()
     capture.release()
     if not ok:
-        return Check(name, "fail", f"OpenCV cannot decode {video}",
-                     "reinstall OpenCV with `uv sync`")
+        return Check(
+            name, "fail", f"OpenCV cannot decode {video}", "reinstall OpenCV with `uv sync`"
+        )
     from livesegment.model.detector import Detector
 
     try:
@@ -304,18 +395,28 @@ def check_smoke_run(video: Path = SAMPLE_VIDEO) -> Check:
     found = sorted(detections.class_names.tolist())
     where = f"frame {frame_index} of {video.name} (truth: {', '.join(sorted(expected))})"
     if not found:
-        return Check(name, "fail", f"{spec.name} found nothing on {where}: "
-                     f"{detections.empty_reason}",
-                     f"the weights loaded completely, so the model itself is too weak at "
-                     f"threshold {spec.default_threshold:.2f}: retrain it (python -m "
-                     "livesegment.shapes train) or lower default_threshold in its card")
-    return Check(name, "ok", f"{spec.name} found {', '.join(found)} on {where} in "
-                 f"{elapsed_ms:.0f} ms")
+        return Check(
+            name,
+            "fail",
+            f"{spec.name} found nothing on {where}: {detections.empty_reason}",
+            f"the weights loaded completely, so the model itself is too weak at "
+            f"threshold {spec.default_threshold:.2f}: retrain it (python -m "
+            "livesegment.shapes train) or lower default_threshold in its card",
+        )
+    return Check(
+        name, "ok", f"{spec.name} found {', '.join(found)} on {where} in {elapsed_ms:.0f} ms"
+    )
 
 
 CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
-    check_python, check_packages, check_display, check_cameras, check_writers,
-    check_tensorflow, check_models, check_smoke_run,
+    check_python,
+    check_packages,
+    check_display,
+    check_cameras,
+    check_writers,
+    check_tensorflow,
+    check_models,
+    check_smoke_run,
 )
 
 
@@ -328,7 +429,10 @@ def run_checks(reraise: bool = False) -> Iterator[Check]:
             if reraise:
                 raise
             first_line = (str(error).splitlines() or [""])[0]
-            result = Check(check.__name__.removeprefix("check_"), "fail",
-                           f"check crashed: {type(error).__name__}: {first_line}",
-                           "rerun with --debug and report it")
+            result = Check(
+                check.__name__.removeprefix("check_"),
+                "fail",
+                f"check crashed: {type(error).__name__}: {first_line}",
+                "rerun with --debug and report it",
+            )
         yield from result if isinstance(result, list) else [result]

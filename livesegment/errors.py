@@ -45,16 +45,21 @@ class SameFileError(UsageError):
     caller shows (the CLI's flags).
     """
 
-    def __init__(self, output: tuple[str, object], other: tuple[str, object], *,
-                 overwrites_input: bool):
+    def __init__(
+        self, output: tuple[str, object], other: tuple[str, object], *, overwrites_input: bool
+    ):
         self.output, self.other, self.overwrites_input = output, other, overwrites_input
         super().__init__(self.render(lambda name: name))
 
     def render(self, show) -> str:
         (out_name, out_path), (other_name, other_path) = self.output, self.other
         if self.overwrites_input:
-            return (f"{show(out_name)} {out_path} is the same file as {show(other_name)} "
-                    f"{other_path}; writing it would destroy the input, so choose another "
-                    "output name")
-        return (f"{show(out_name)} {out_path} and {show(other_name)} {other_path} are the same "
-                "file; give each output its own name")
+            return (
+                f"{show(out_name)} {out_path} is the same file as {show(other_name)} "
+                f"{other_path}; writing it would destroy the input, so choose another "
+                "output name"
+            )
+        return (
+            f"{show(out_name)} {out_path} and {show(other_name)} {other_path} are the same "
+            "file; give each output its own name"
+        )

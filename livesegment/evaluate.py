@@ -50,8 +50,11 @@ class Instance:
     @classmethod
     def from_mask(cls, class_name: str, mask_hw: np.ndarray, score: float = 1.0) -> Instance:
         encoded = encode_mask(mask_hw)
-        return cls(class_name, {"size": encoded["size"],
-                                "counts": str(encoded["counts"]).encode("ascii")}, score)
+        return cls(
+            class_name,
+            {"size": encoded["size"], "counts": str(encoded["counts"]).encode("ascii")},
+            score,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +169,13 @@ class EvalReport(_MatchRatios):
                 f"({c.matched}/{c.detections})"
             )
         if self.wrong_class:
-            named = ", ".join(f"{truth} as {detected} {count}"
-                              for truth, detected, count in self.wrong_class)
+            named = ", ".join(
+                f"{truth} as {detected} {count}" for truth, detected, count in self.wrong_class
+            )
             total = sum(count for *_, count in self.wrong_class)
-            lines.append(f"wrong class        {total} detections outline an object of another "
-                         f"class: {named}")
+            lines.append(
+                f"wrong class        {total} detections outline an object of another class: {named}"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:
@@ -200,8 +205,10 @@ class EvalReport(_MatchRatios):
                 }
                 for c in self.per_class
             },
-            "wrong_class": [{"truth": truth, "detected_as": detected, "count": count}
-                            for truth, detected, count in self.wrong_class],
+            "wrong_class": [
+                {"truth": truth, "detected_as": detected, "count": count}
+                for truth, detected, count in self.wrong_class
+            ],
         }
 
 
@@ -284,8 +291,10 @@ def _match_frame(
     taken_truth = np.zeros(len(truths), bool)
     matched_detection = np.zeros(len(detections), bool)
     matches, misnamed = [], []
-    for allowed, found in ((same_class & overlapping, matches),
-                           (~same_class & overlapping, misnamed)):
+    for allowed, found in (
+        (same_class & overlapping, matches),
+        (~same_class & overlapping, misnamed),
+    ):
         candidates = np.where(allowed, ious, -1.0)
         for d in by_score:
             if matched_detection[d]:
@@ -323,8 +332,9 @@ class _Tally:
         for d, _t, iou in matches:
             self.matched[det.instances[d].class_name] += 1
             self.ious.append(iou)
-        self.wrong_class.update((truth.instances[t].class_name, det.instances[d].class_name)
-                                for d, t, _iou in misnamed)
+        self.wrong_class.update(
+            (truth.instances[t].class_name, det.instances[d].class_name) for d, t, _iou in misnamed
+        )
         if not truth.instances:
             self.empty_frames += 1
             self.false_on_empty += len(det.instances)
@@ -378,6 +388,10 @@ def evaluate(
         false_detections_on_empty=false_on_empty,
         empty_frames_with_detections=empty_with_detections,
         per_class=per_class,
-        wrong_class=tuple((truth_name, detected, count) for (truth_name, detected), count
-                          in sorted(wrong_class.items(), key=lambda item: (-item[1], item[0]))),
+        wrong_class=tuple(
+            (truth_name, detected, count)
+            for (truth_name, detected), count in sorted(
+                wrong_class.items(), key=lambda item: (-item[1], item[0])
+            )
+        ),
     )

@@ -39,8 +39,10 @@ def same_file(a: Path | str, b: Path | str) -> bool:
 def clash(path: Path | str, others: Iterable[Named]) -> str | None:
     """The label of the first of ``others`` that ``path`` is the same file as, if any."""
     identity = _identity(path)
-    return next((label for label, other in others
-                 if other is not None and _identity(other) == identity), None)
+    return next(
+        (label for label, other in others if other is not None and _identity(other) == identity),
+        None,
+    )
 
 
 def check_no_overwrite(inputs: Iterable[Named], outputs: Iterable[Named]) -> None:
@@ -60,17 +62,18 @@ def check_no_overwrite(inputs: Iterable[Named], outputs: Iterable[Named]) -> Non
         identity = _identity(out_path)
         if identity in read:
             in_label, in_path = read[identity]
-            raise SameFileError((out_label, Path(out_path)), (in_label, in_path),
-                                overwrites_input=True)
+            raise SameFileError(
+                (out_label, Path(out_path)), (in_label, in_path), overwrites_input=True
+            )
         if identity in written:
             other_label, other_path = written[identity]
-            raise SameFileError((out_label, Path(out_path)), (other_label, other_path),
-                                overwrites_input=False)
+            raise SameFileError(
+                (out_label, Path(out_path)), (other_label, other_path), overwrites_input=False
+            )
         written[identity] = (out_label, Path(out_path))
 
 
-def check_output_path(path: Path, parameter: str, suffixes: tuple[str, ...] | None = None
-                      ) -> None:
+def check_output_path(path: Path, parameter: str, suffixes: tuple[str, ...] | None = None) -> None:
     """Fail before any work if ``path`` cannot be written.
 
     Args:
@@ -86,8 +89,9 @@ def check_output_path(path: Path, parameter: str, suffixes: tuple[str, ...] | No
         return OutputError(message, parameter=parameter, value=path)
 
     if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise refuse(f"unsupported file type {path.suffix or '(none)'}; "
-                     f"use one of {', '.join(suffixes)}")
+        raise refuse(
+            f"unsupported file type {path.suffix or '(none)'}; use one of {', '.join(suffixes)}"
+        )
     if path.is_dir():
         raise refuse("is a folder; give a file name")
     folder = path.parent if str(path.parent) else Path(".")

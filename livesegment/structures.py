@@ -39,8 +39,9 @@ class Frame:
 
 def _check(name: str, array: np.ndarray, expected: str, ok: bool) -> None:
     if not ok:
-        raise ValueError(f"Detections.{name}: expected {expected}, got shape {array.shape} "
-                         f"dtype {array.dtype}")
+        raise ValueError(
+            f"Detections.{name}: expected {expected}, got shape {array.shape} dtype {array.dtype}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,12 @@ class Detections:
     def __post_init__(self) -> None:
         n = len(self.scores)
         _check("xyxy", self.xyxy, f"({n}, 4)", self.xyxy.shape == (n, 4))
-        _check("masks", self.masks, f"({n}, H, W) bool",
-               self.masks.ndim == 3 and len(self.masks) == n and self.masks.dtype == bool)
+        _check(
+            "masks",
+            self.masks,
+            f"({n}, H, W) bool",
+            self.masks.ndim == 3 and len(self.masks) == n and self.masks.dtype == bool,
+        )
         _check("scores", self.scores, f"({n},)", self.scores.shape == (n,))
         _check("class_ids", self.class_ids, f"({n},)", self.class_ids.shape == (n,))
         _check("class_names", self.class_names, f"({n},)", self.class_names.shape == (n,))
@@ -95,8 +100,13 @@ class Detections:
         """Select instances with a boolean mask, an index array or a slice."""
         if isinstance(index, int | np.integer):
             index = [index]
-        return Detections(self.xyxy[index], self.masks[index], self.scores[index],
-                          self.class_ids[index], self.class_names[index])
+        return Detections(
+            self.xyxy[index],
+            self.masks[index],
+            self.scores[index],
+            self.class_ids[index],
+            self.class_names[index],
+        )
 
     @property
     def shape_hw(self) -> tuple[int, int]:
@@ -244,8 +254,9 @@ class RunSummary:
         }
 
     def format(self) -> str:
-        per_class = ", ".join(f"{name} {count}"
-                              for name, count in sorted(self.detections_per_class.items()))
+        per_class = ", ".join(
+            f"{name} {count}" for name, count in sorted(self.detections_per_class.items())
+        )
         lines = [
             f"frames processed: {self.frames_processed}"
             + (f" (dropped {self.frames_dropped})" if self.frames_dropped else ""),
@@ -255,17 +266,24 @@ class RunSummary:
         ]
         if self.frames_undecodable:
             lines.append(f"{self.frames_undecodable} frames could not be decoded")
-        if self.frames_claimed and self.frames_decoded and not self.stopped_early \
-                and self.frames_claimed > self.frames_decoded * 1.05 + 1:
-            lines.append(f"the file claims {self.frames_claimed} frames; "
-                         f"{self.frames_decoded} decoded")
+        if (
+            self.frames_claimed
+            and self.frames_decoded
+            and not self.stopped_early
+            and self.frames_claimed > self.frames_decoded * 1.05 + 1
+        ):
+            lines.append(
+                f"the file claims {self.frames_claimed} frames; {self.frames_decoded} decoded"
+            )
         if self.final_threshold is not None:
             lines.append(f"threshold at the end: {self.final_threshold:.2f}")
         if self.reconnect_attempts:
             lines.append(f"reconnect attempts: {self.reconnect_attempts}")
         if self.latencies_ms and self.is_live:
-            lines.append(f"latency: median {np.median(self.latencies_ms):.0f} ms, "
-                         f"max {max(self.latencies_ms):.0f} ms")
+            lines.append(
+                f"latency: median {np.median(self.latencies_ms):.0f} ms, "
+                f"max {max(self.latencies_ms):.0f} ms"
+            )
         if self.images_folder is not None:
             plural = "" if self.images_written == 1 else "s"
             lines.append(f"wrote: {self.images_written} image{plural} in {self.images_folder}")

@@ -33,8 +33,9 @@ def frame_for_index(index: int, size_wh: tuple[int, int]) -> np.ndarray:
     width, height = size_wh
     level = (index * 8) % 256
     frame = np.full((height, width, 3), level, np.uint8)
-    cv2.putText(frame, str(index), (4, height - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                (255 - level,) * 3, 1)
+    cv2.putText(
+        frame, str(index), (4, height - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255 - level,) * 3, 1
+    )
     return frame
 
 
@@ -43,8 +44,9 @@ def index_of_frame(bgr: np.ndarray) -> int:
     return round(float(np.median(bgr[:8, :8])) / 8) % 32
 
 
-def write_video(path: Path, n_frames: int, size_wh=(160, 120), fps: float = 10.0,
-                fourcc: str = "MJPG") -> Path:
+def write_video(
+    path: Path, n_frames: int, size_wh=(160, 120), fps: float = 10.0, fourcc: str = "MJPG"
+) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size_wh)
     assert writer.isOpened(), f"cannot write {path}"
     for index in range(n_frames):
@@ -53,9 +55,16 @@ def write_video(path: Path, n_frames: int, size_wh=(160, 120), fps: float = 10.0
     return path
 
 
-def write_oriented_video(path: Path, upright_bgr, rotation: int = 0, hflip: bool = False,
-                         vflip: bool = False, rate=Fraction(10), codec: str = "mpeg4",
-                         pix_fmt: str = "yuv420p") -> Path:
+def write_oriented_video(
+    path: Path,
+    upright_bgr,
+    rotation: int = 0,
+    hflip: bool = False,
+    vflip: bool = False,
+    rate=Fraction(10),
+    codec: str = "mpeg4",
+    pix_fmt: str = "yuv420p",
+) -> Path:
     """A phone-style video: a player (display matrix applied) shows the (H, W, 3) uint8 BGR
     pictures ``upright_bgr``, while the file stores them turned the other way.
 
@@ -95,8 +104,9 @@ def video_factory(tmp_path_factory):
     folder = tmp_path_factory.mktemp("videos")
     made: dict[tuple, Path] = {}
 
-    def make(n_frames: int = 12, size_wh=(160, 120), fps: float = 10.0,
-             suffix: str = ".avi") -> Path:
+    def make(
+        n_frames: int = 12, size_wh=(160, 120), fps: float = 10.0, suffix: str = ".avi"
+    ) -> Path:
         key = (n_frames, size_wh, fps, suffix)
         if key not in made:
             fourcc = "MJPG" if suffix == ".avi" else "mp4v"
@@ -114,8 +124,9 @@ def shapes_video_factory(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("shapes_videos")
 
-    def make(seed: int = 12345, n_frames: int = 60, size_wh=(640, 480), fps: float = 15.0
-             ) -> tuple[Path, Path]:
+    def make(
+        seed: int = 12345, n_frames: int = 60, size_wh=(640, 480), fps: float = 15.0
+    ) -> tuple[Path, Path]:
         video = folder / f"shapes_{seed}_{n_frames}_{size_wh[0]}x{size_wh[1]}.avi"
         truth = video.with_suffix(".truth.jsonl")
         if not video.exists():
@@ -158,28 +169,44 @@ def remove_layer(path: Path, layer: str = "mrcnn_mask_conv1") -> None:
 
     with h5py.File(path, "r+") as h5:
         del h5[layer]
-        h5.attrs["layer_names"] = [n for n in h5.attrs["layer_names"]
-                                   if n not in (layer.encode(), layer)]
+        h5.attrs["layer_names"] = [
+            n for n in h5.attrs["layer_names"] if n not in (layer.encode(), layer)
+        ]
 
 
 def tiny_spec(weights: Path, class_names=TINY_CLASSES):
     from livesegment.model.cards import ModelSpec
 
-    return ModelSpec(name="tiny", weights=Path(weights), backbone="tinynet",
-                     class_names=tuple(class_names), input_size=128,
-                     detection_max_instances=4, post_nms_rois_inference=50, pyramid_size=16,
-                     fc_layers_size=32, rpn_anchor_scales=(8, 16, 32, 64, 128),
-                     default_threshold=0.5)
+    return ModelSpec(
+        name="tiny",
+        weights=Path(weights),
+        backbone="tinynet",
+        class_names=tuple(class_names),
+        input_size=128,
+        detection_max_instances=4,
+        post_nms_rois_inference=50,
+        pyramid_size=16,
+        fc_layers_size=32,
+        rpn_anchor_scales=(8, 16, 32, 64, 128),
+        default_threshold=0.5,
+    )
 
 
-def run_cli(*args: str, timeout_s: float = 600, env: dict | None = None,
-            module: str = "livesegment") -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout_s: float = 600, env: dict | None = None, module: str = "livesegment"
+) -> subprocess.CompletedProcess:
     """Run ``python -m MODULE ARGS`` as a user would, capturing both streams."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("TF_USE_LEGACY_KERAS", None)  # prove the package sets it itself
     full_env.pop("DISPLAY", None)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout_s, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=full_env,
+    )
 
 
 def invoke_cli(*args: str) -> subprocess.CompletedProcess:
@@ -228,8 +255,11 @@ def no_leaked_threads():
     yield
     deadline = time.monotonic() + 2.0
     while True:
-        alive = [t.name for t in threading.enumerate()
-                 if t.name.startswith("livesegment-") and t.is_alive()]
+        alive = [
+            t.name
+            for t in threading.enumerate()
+            if t.name.startswith("livesegment-") and t.is_alive()
+        ]
         if not alive or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -246,8 +276,9 @@ def probe(path):
             last_end = 0.0
             for packet in container.demux(audio):
                 if packet.pts is not None:
-                    last_end = max(last_end, float((packet.pts + packet.duration)
-                                                   * packet.time_base))
+                    last_end = max(
+                        last_end, float((packet.pts + packet.duration) * packet.time_base)
+                    )
             audio_duration = last_end
         container.seek(0)
         times = []

@@ -42,8 +42,9 @@ class MjpegServer:
         bgr = np.full((height, width, 3), 60, np.uint8)
         x = 20 + (index * 4) % (width - 80)
         cv2.rectangle(bgr, (x, 60), (x + 60, 120), (30, 200, 240), cv2.FILLED)
-        cv2.putText(bgr, str(index), (8, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                    (255, 255, 255), 1)
+        cv2.putText(
+            bgr, str(index), (8, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1
+        )
         return cv2.imencode(".jpg", bgr)[1].tobytes()
 
     def start(self) -> MjpegServer:
@@ -62,9 +63,12 @@ class MjpegServer:
                 try:
                     while owner._alive.is_set():
                         jpeg = owner._frame(index)
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
-                                         + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
-                                         + jpeg + b"\r\n")
+                        self.wfile.write(
+                            b"--frame\r\nContent-Type: image/jpeg\r\n"
+                            + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                            + jpeg
+                            + b"\r\n"
+                        )
                         owner.frames_sent += 1
                         index += 1
                         time.sleep(1 / owner.fps)
@@ -75,8 +79,9 @@ class MjpegServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self._server.allow_reuse_address = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="test-mjpeg-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="test-mjpeg-server", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -83,13 +83,16 @@ def test_breaking_out_of_a_stream_stops_its_capture_thread(video_factory, tiny_m
 
 
 def test_importing_the_package_imports_no_tensorflow_and_sets_nothing():
-    code = ("import os, sys; before = dict(os.environ); "
-            "import livesegment, livesegment.evaluate, livesegment.structures; "
-            "heavy = [m for m in ('tensorflow', 'tf_keras', 'pixellib', 'keras') "
-            "if m in sys.modules]; "
-            "print(heavy, sorted(set(os.environ.items()) ^ set(before.items())))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, cwd=ROOT)
+    code = (
+        "import os, sys; before = dict(os.environ); "
+        "import livesegment, livesegment.evaluate, livesegment.structures; "
+        "heavy = [m for m in ('tensorflow', 'tf_keras', 'pixellib', 'keras') "
+        "if m in sys.modules]; "
+        "print(heavy, sorted(set(os.environ.items()) ^ set(before.items())))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert result.stdout.strip() == "[] []", result.stdout + result.stderr
 
 
@@ -106,8 +109,9 @@ def test_readme_python_example_runs_as_written():
         pytest.skip("sample video missing")
     example = _readme_example()
     assert len(example.strip().splitlines()) <= 12
-    result = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True,
-                            cwd=ROOT, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == [f"frame {i}" for i in range(10)]

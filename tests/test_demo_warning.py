@@ -27,15 +27,15 @@ def natural_frames(seed: int, n_frames: int, size_wh=(320, 240)) -> list[np.ndar
     for sigma, amplitude in ((1, 10), (3, 25), (9, 35), (27, 45)):
         layer = cv2.GaussianBlur(rng.normal(0, 1, canvas_hw).astype(np.float32), (0, 0), sigma)
         luminance += amplitude * layer / layer.std()
-        tint = cv2.GaussianBlur(rng.normal(0, 1, (*canvas_hw, 3)).astype(np.float32), (0, 0),
-                                sigma)
+        tint = cv2.GaussianBlur(rng.normal(0, 1, (*canvas_hw, 3)).astype(np.float32), (0, 0), sigma)
         colour += 0.4 * amplitude * tint / tint.std()
     canvas = np.clip(110 + luminance[..., None] + colour, 0, 255).astype(np.uint8)
-    return [canvas[8:8 + height, 4 * i:4 * i + width].copy() for i in range(n_frames)]
+    return [canvas[8 : 8 + height, 4 * i : 4 * i + width].copy() for i in range(n_frames)]
 
 
-def flat_shape_frames(seed: int, n_frames: int, size_wh=(480, 360), background: str = "plain"
-                      ) -> list[np.ndarray]:
+def flat_shape_frames(
+    seed: int, n_frames: int, size_wh=(480, 360), background: str = "plain"
+) -> list[np.ndarray]:
     """Another synthetic world than ours: anti-aliased flat circles, squares and triangles
     drifting over a plain, two-tone or gradient background. BGR."""
     rng = np.random.default_rng(seed)
@@ -48,10 +48,16 @@ def flat_shape_frames(seed: int, n_frames: int, size_wh=(480, 360), background: 
     else:
         base[:] = first
         if background == "two-tone":
-            base[height // 2:] = second
-    shapes = [(int(rng.integers(3)), rng.uniform(0.2, 0.8, 2) * (width, height),
-               rng.uniform(40, 90), tuple(int(c) for c in rng.integers(0, 256, 3)))
-              for _ in range(3)]
+            base[height // 2 :] = second
+    shapes = [
+        (
+            int(rng.integers(3)),
+            rng.uniform(0.2, 0.8, 2) * (width, height),
+            rng.uniform(40, 90),
+            tuple(int(c) for c in rng.integers(0, 256, 3)),
+        )
+        for _ in range(3)
+    ]
     frames = []
     for index in range(n_frames):
         frame = base.copy()
@@ -62,9 +68,16 @@ def flat_shape_frames(seed: int, n_frames: int, size_wh=(480, 360), background: 
                 continue
             corners = 4 if kind == 1 else 3
             radius = size / (2 * math.sin(math.pi / corners))
-            points = np.array([[x + radius * math.cos(0.3 + 2 * math.pi * k / corners),
-                                y + radius * math.sin(0.3 + 2 * math.pi * k / corners)]
-                               for k in range(corners)], np.int32)
+            points = np.array(
+                [
+                    [
+                        x + radius * math.cos(0.3 + 2 * math.pi * k / corners),
+                        y + radius * math.sin(0.3 + 2 * math.pi * k / corners),
+                    ]
+                    for k in range(corners)
+                ],
+                np.int32,
+            )
             cv2.fillPoly(frame, [points], colour, cv2.LINE_AA)
         frames.append(frame)
     return frames
@@ -93,6 +106,7 @@ def _warned_once(result) -> None:
 
 
 # --- through the CLI (each run loads TensorFlow and the model: ~20 s of CPU) ------------------
+
 
 @pytest.mark.slow
 def test_real_footage_gets_one_warning():
@@ -124,8 +138,9 @@ def test_an_explicit_model_gets_no_warning(tmp_path):
 @pytest.mark.slow
 def test_a_shapes_video_gets_no_warning(tmp_path):
     needs_bundled_model()
-    made = run_cli("make-sample", str(tmp_path), "--seed", "2031", "--frames", "8",
-                   module="livesegment.shapes")
+    made = run_cli(
+        "make-sample", str(tmp_path), "--seed", "2031", "--frames", "8", module="livesegment.shapes"
+    )
     assert made.returncode == 0, made.stderr
     result = run_cli("run", str(tmp_path / "shapes.avi"), "--no-display")
     assert _demo_warnings(result) == []
@@ -133,6 +148,7 @@ def test_a_shapes_video_gets_no_warning(tmp_path):
 
 
 # --- the classifier ---------------------------------------------------------------------------
+
 
 def _first_frames(path: Path, count: int) -> list[np.ndarray]:
     capture = cv2.VideoCapture(str(path))
@@ -178,8 +194,10 @@ def test_other_flat_shape_scenes_are_synthetic(tmp_path, background, encoding):
     if encoding == "mjpg":
         frames = _first_frames(write_mjpg(tmp_path / "v.avi", frames), 3)
     else:
-        frames = [cv2.imdecode(cv2.imencode(f".{encoding}", frame)[1], cv2.IMREAD_COLOR)
-                  for frame in frames]
+        frames = [
+            cv2.imdecode(cv2.imencode(f".{encoding}", frame)[1], cv2.IMREAD_COLOR)
+            for frame in frames
+        ]
     assert _verdict(frames) == "synthetic"
 
 

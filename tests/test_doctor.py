@@ -13,13 +13,24 @@ from livesegment import doctor
 from livesegment.cli import main
 from livesegment.model.cards import write_card
 
-EVERY_CHECK = ("Python: 3.", "TensorFlow: 2.", "tf-keras: 2.", "PixelLib: 0.7.1", "OpenCV: ",
-               "numpy: ", "display: ", "cameras: ",
-               "video encoder h264/.mp4 (PyAV, used by run --output): ",
-               "OpenCV writer mp4v/.mp4: ", "OpenCV writer MJPG/.avi: ",
-               "OpenCV writer avc1/.mp4: ", "TensorFlow device: ",
-               "Keras: TF_USE_LEGACY_KERAS=1 and tf.keras is tf-keras 2.",
-               "model shapes (bundled): ", "smoke run: ")
+EVERY_CHECK = (
+    "Python: 3.",
+    "TensorFlow: 2.",
+    "tf-keras: 2.",
+    "PixelLib: 0.7.1",
+    "OpenCV: ",
+    "numpy: ",
+    "display: ",
+    "cameras: ",
+    "video encoder h264/.mp4 (PyAV, used by run --output): ",
+    "OpenCV writer mp4v/.mp4: ",
+    "OpenCV writer MJPG/.avi: ",
+    "OpenCV writer avc1/.mp4: ",
+    "TensorFlow device: ",
+    "Keras: TF_USE_LEGACY_KERAS=1 and tf.keras is tf-keras 2.",
+    "model shapes (bundled): ",
+    "smoke run: ",
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +44,14 @@ def test_doctor_prints_every_check(doctor_here):
     result = doctor_here
     for needle in EVERY_CHECK:
         assert needle in result.stdout, f"{needle!r} missing from:\n{result.stdout}"
-    assert not [line for line in result.stdout.splitlines() if line.startswith("FAIL")], \
+    assert not [line for line in result.stdout.splitlines() if line.startswith("FAIL")], (
         result.stdout
+    )
     assert "Traceback" not in result.stdout + result.stderr
-    assert "model shapes (bundled): tinynet, 3 classes: circle, square, triangle; " \
-           "loads completely" in result.stdout
+    assert (
+        "model shapes (bundled): tinynet, 3 classes: circle, square, triangle; "
+        "loads completely" in result.stdout
+    )
 
 
 def test_doctor_passes_on_this_machine(doctor_here):
@@ -45,8 +59,10 @@ def test_doctor_passes_on_this_machine(doctor_here):
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr == "", "no TensorFlow or OpenCV noise on stderr"
     assert "FAIL" not in result.stdout
-    assert "model shapes (bundled): tinynet, 3 classes: circle, square, triangle; " \
-           "loads completely" in result.stdout
+    assert (
+        "model shapes (bundled): tinynet, 3 classes: circle, square, triangle; "
+        "loads completely" in result.stdout
+    )
     assert "smoke run: shapes found" in result.stdout
     assert result.stdout.rstrip().endswith("doctor: everything needed works")
 
@@ -63,14 +79,16 @@ def test_doctor_names_a_broken_model_and_exits_1(tmp_path, tiny_model, monkeypat
 
     result = CliRunner().invoke(main, ["doctor"])
     assert result.exit_code == 1, result.output
-    model_failures = [line for line in result.output.splitlines()
-                      if line.startswith("FAIL  model")]
+    model_failures = [line for line in result.output.splitlines() if line.startswith("FAIL  model")]
     assert len(model_failures) == 1, result.output
-    assert model_failures[0].startswith("FAIL  model broken (user): does not load: "
-                                        f"{broken}: truncated weights file")
+    assert model_failures[0].startswith(
+        f"FAIL  model broken (user): does not load: {broken}: truncated weights file"
+    )
     assert f"fix: `livesegment models verify {broken}`" in result.output
-    assert "OK    model fine (user): tinynet, 3 classes: class_1, class_2, class_3; " \
-           "loads completely (45 layers)" in result.output
+    assert (
+        "OK    model fine (user): tinynet, 3 classes: class_1, class_2, class_3; "
+        "loads completely (45 layers)" in result.output
+    )
     if BUNDLED_CARD.exists():
         assert "OK    model shapes (bundled)" in result.output
     assert "problem" in result.output.splitlines()[-1]

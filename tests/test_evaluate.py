@@ -110,7 +110,8 @@ def test_wrong_class_shifted_mask_and_empty_frame_detections(
     assert report.wrong_class == ((first.class_name, wrong_class, 1),)
     assert f"{first.class_name} as {wrong_class} 1" in text
     assert report.to_dict()["wrong_class"] == [
-        {"truth": first.class_name, "detected_as": wrong_class, "count": 1}]
+        {"truth": first.class_name, "detected_as": wrong_class, "count": 1}
+    ]
 
 
 def test_a_misnamed_duplicate_of_a_matched_object_is_not_a_wrong_class(
@@ -122,8 +123,10 @@ def test_a_misnamed_duplicate_of_a_matched_object_is_not_a_wrong_class(
     other = "square" if obj.class_name != "square" else "circle"
     # The misnamed copy scores higher, yet the same-class detection takes the object.
     dets[full] = [(other, 0.95, obj.mask)] + dets[full]
-    report = evaluate(load_jsonl_frames(_write_detections(tmp_path / "d.jsonl", dets)),
-                      load_jsonl_frames(truth_path))
+    report = evaluate(
+        load_jsonl_frames(_write_detections(tmp_path / "d.jsonl", dets)),
+        load_jsonl_frames(truth_path),
+    )
     assert report.recall == 1.0
     assert report.wrong_class == ()
     assert "wrong class" not in report.format()

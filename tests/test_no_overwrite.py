@@ -29,11 +29,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _livesegment(cwd: Path, *args: str, module: str = "livesegment"
-                 ) -> subprocess.CompletedProcess:
+def _livesegment(cwd: Path, *args: str, module: str = "livesegment") -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _refused(result: subprocess.CompletedProcess, *labels: str) -> str:
@@ -63,26 +68,43 @@ def _link(folder: Path, kind: str) -> str:
     return "link.avi"
 
 
-@pytest.mark.parametrize(("source", "output_args", "labels"), [
-    ("clip.avi", ["--output", "clip.avi"], ["--output", "SOURCE"]),
-    ("clip.avi", ["--output", "./clip.avi"], ["--output", "SOURCE"]),
-    ("clip.avi", ["--output", "sub/../clip.avi"], ["--output", "SOURCE"]),
-    ("./sub/../clip.avi", ["--output", "{folder}/clip.avi"], ["--output", "SOURCE"]),
-    ("clip.avi", ["--json", "clip.avi"], ["--json", "SOURCE"]),
-    ("clip.avi", ["--json", "./sub/../clip.avi", "--output", "out.mp4"], ["--json", "SOURCE"]),
-    ("clip.avi", ["--output", "symlink"], ["--output", "SOURCE"]),
-    ("symlink", ["--output", "clip.avi"], ["--output", "SOURCE"]),
-    ("clip.avi", ["--json", "symlink"], ["--json", "SOURCE"]),
-    ("clip.avi", ["--output", "hardlink"], ["--output", "SOURCE"]),
-    ("hardlink", ["--json", "clip.avi"], ["--json", "SOURCE"]),
-], ids=["same-path", "dot-slash", "dot-dot", "absolute-vs-relative", "json-same-path",
-        "json-dot-dot", "output-symlink", "source-symlink", "json-symlink", "output-hardlink",
-        "json-hardlink"])
-def test_an_output_that_is_the_source_is_refused_and_the_source_kept(folder, source,
-                                                                     output_args, labels):
+@pytest.mark.parametrize(
+    ("source", "output_args", "labels"),
+    [
+        ("clip.avi", ["--output", "clip.avi"], ["--output", "SOURCE"]),
+        ("clip.avi", ["--output", "./clip.avi"], ["--output", "SOURCE"]),
+        ("clip.avi", ["--output", "sub/../clip.avi"], ["--output", "SOURCE"]),
+        ("./sub/../clip.avi", ["--output", "{folder}/clip.avi"], ["--output", "SOURCE"]),
+        ("clip.avi", ["--json", "clip.avi"], ["--json", "SOURCE"]),
+        ("clip.avi", ["--json", "./sub/../clip.avi", "--output", "out.mp4"], ["--json", "SOURCE"]),
+        ("clip.avi", ["--output", "symlink"], ["--output", "SOURCE"]),
+        ("symlink", ["--output", "clip.avi"], ["--output", "SOURCE"]),
+        ("clip.avi", ["--json", "symlink"], ["--json", "SOURCE"]),
+        ("clip.avi", ["--output", "hardlink"], ["--output", "SOURCE"]),
+        ("hardlink", ["--json", "clip.avi"], ["--json", "SOURCE"]),
+    ],
+    ids=[
+        "same-path",
+        "dot-slash",
+        "dot-dot",
+        "absolute-vs-relative",
+        "json-same-path",
+        "json-dot-dot",
+        "output-symlink",
+        "source-symlink",
+        "json-symlink",
+        "output-hardlink",
+        "json-hardlink",
+    ],
+)
+def test_an_output_that_is_the_source_is_refused_and_the_source_kept(
+    folder, source, output_args, labels
+):
     source = _link(folder, source) if source in ("symlink", "hardlink") else source
-    output_args = [_link(folder, arg) if arg in ("symlink", "hardlink")
-                   else arg.format(folder=folder) for arg in output_args]
+    output_args = [
+        _link(folder, arg) if arg in ("symlink", "hardlink") else arg.format(folder=folder)
+        for arg in output_args
+    ]
     before = _sha256(folder / "clip.avi")
     listing = sorted(p.name for p in folder.iterdir())
     started = time.monotonic()
@@ -96,8 +118,16 @@ def test_an_output_that_is_the_source_is_refused_and_the_source_kept(folder, sou
 
 
 def test_output_and_json_that_are_one_file_are_refused(folder):
-    result = _livesegment(folder, "run", "clip.avi", "--output", "out.mp4", "--json",
-                          "./sub/../out.mp4", "--no-display")
+    result = _livesegment(
+        folder,
+        "run",
+        "clip.avi",
+        "--output",
+        "out.mp4",
+        "--json",
+        "./sub/../out.mp4",
+        "--no-display",
+    )
     line = _refused(result, "--output", "--json")
     assert "give each output its own name" in line
     assert not (folder / "out.mp4").exists()
@@ -110,21 +140,25 @@ def test_an_output_over_the_model_card_is_refused(tmp_path, video_factory):
         shutil.copy(BUNDLED_CARD.parent / name, tmp_path / name)
     shutil.copy(video_factory(12, (160, 120)), tmp_path / "clip.avi")
     before = _sha256(tmp_path / "shapes.json")
-    result = _livesegment(tmp_path, "run", "clip.avi", "--model", "shapes.h5", "--json",
-                          "shapes.json", "--no-display")
+    result = _livesegment(
+        tmp_path, "run", "clip.avi", "--model", "shapes.h5", "--json", "shapes.json", "--no-display"
+    )
     _refused(result, "--json", "model card")
     assert _sha256(tmp_path / "shapes.json") == before
 
 
 def test_refusal_comes_before_tensorflow_is_imported(folder):
-    script = ("import sys\n"
-              "from livesegment.cli import main\n"
-              "try:\n"
-              "    main(['run', 'clip.avi', '--output', 'clip.avi', '--no-display'])\n"
-              "except SystemExit as end:\n"
-              "    print('exit', end.code, 'tensorflow' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True,
-                            text=True, timeout=120)
+    script = (
+        "import sys\n"
+        "from livesegment.cli import main\n"
+        "try:\n"
+        "    main(['run', 'clip.avi', '--output', 'clip.avi', '--no-display'])\n"
+        "except SystemExit as end:\n"
+        "    print('exit', end.code, 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=folder, capture_output=True, text=True, timeout=120
+    )
     assert result.stdout.strip() == "exit 2 False", result.stdout + result.stderr
 
 
@@ -135,8 +169,7 @@ def test_a_recording_take_never_lands_on_the_source(tmp_path, video_factory):
     source = tmp_path / "out-2.mp4"
     shutil.copy(video_factory(6, (160, 120), suffix=".mp4"), source)
     before = _sha256(source)
-    options = pipeline.RunOptions(source=str(source), output=tmp_path / "out.mp4",
-                                  display=False)
+    options = pipeline.RunOptions(source=str(source), output=tmp_path / "out.mp4", display=False)
     request = parse_source(str(source))
     protected = runner._check_outputs(options, request, resolve_model(None))
     video = open_source(request)
@@ -164,6 +197,7 @@ def test_snapshot_names_skip_an_input():
 
 # --- the check itself -------------------------------------------------------------------------
 
+
 def test_same_file_sees_spellings_symlinks_and_hard_links(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.avi").write_bytes(b"video")
@@ -172,8 +206,7 @@ def test_same_file_sees_spellings_symlinks_and_hard_links(tmp_path, monkeypatch)
     (tmp_path / "dirlink").symlink_to("d")
     os.link("a.avi", "hard.avi")
     (tmp_path / "dangling.avi").symlink_to("new.avi")
-    for other in ("a.avi", "./a.avi", "d/../a.avi", str(tmp_path / "a.avi"), "sym.avi",
-                  "hard.avi"):
+    for other in ("a.avi", "./a.avi", "d/../a.avi", str(tmp_path / "a.avi"), "sym.avi", "hard.avi"):
         assert same_file("a.avi", other), other
     # Outputs that do not exist yet: one path spelled twice, or through a symlink.
     assert same_file("new.avi", "./d/../new.avi")
@@ -187,36 +220,55 @@ def test_same_file_sees_spellings_symlinks_and_hard_links(tmp_path, monkeypatch)
 def test_check_no_overwrite_names_both_and_ignores_missing_options(tmp_path):
     source = tmp_path / "a.avi"
     source.write_bytes(b"video")
-    check_no_overwrite([("SOURCE", source), ("--model", None)],
-                       [("--output", tmp_path / "b.mp4"), ("--json", None)])
+    check_no_overwrite(
+        [("SOURCE", source), ("--model", None)],
+        [("--output", tmp_path / "b.mp4"), ("--json", None)],
+    )
     with pytest.raises(UsageError, match=r"^--json .*a\.avi is the same file as SOURCE "):
-        check_no_overwrite([("SOURCE", source)], [("--output", tmp_path / "b.mp4"),
-                                                  ("--json", tmp_path / "." / "a.avi")])
+        check_no_overwrite(
+            [("SOURCE", source)],
+            [("--output", tmp_path / "b.mp4"), ("--json", tmp_path / "." / "a.avi")],
+        )
     with pytest.raises(UsageError, match=r"^--json .*b\.mp4 and --output .*b\.mp4 are the same"):
-        check_no_overwrite([("SOURCE", source)], [("--output", tmp_path / "b.mp4"),
-                                                  ("--json", tmp_path / "d" / ".." / "b.mp4")])
+        check_no_overwrite(
+            [("SOURCE", source)],
+            [("--output", tmp_path / "b.mp4"), ("--json", tmp_path / "d" / ".." / "b.mp4")],
+        )
 
 
 # --- training ---------------------------------------------------------------------------------
+
 
 def test_training_refuses_to_write_over_its_init_weights(tmp_path):
     needs_bundled_model()
     weights = tmp_path / "start.h5"
     shutil.copy(BUNDLED_CARD.with_suffix(".h5"), weights)
     before = _sha256(weights)
-    result = _livesegment(tmp_path, "--steps", "1", "--init-weights", "start.h5", "--out",
-                          "./start.h5", "--checkpoint-dir", "ckpt",
-                          module="livesegment.shapes.training")
+    result = _livesegment(
+        tmp_path,
+        "--steps",
+        "1",
+        "--init-weights",
+        "start.h5",
+        "--out",
+        "./start.h5",
+        "--checkpoint-dir",
+        "ckpt",
+        module="livesegment.shapes.training",
+    )
     _refused(result, "--out", "--init-weights")
     assert _sha256(weights) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["start.h5"], "not even a log file"
 
 
-@pytest.mark.parametrize(("init", "extra", "labels"), [
-    ("ckpt/shapes_step200.h5", [], ["a checkpoint", "--init-weights"]),
-    ("w.h5", ["--log-file", "w.h5"], ["--log-file", "--init-weights"]),
-    ("w.h5", ["--out", "m.json"], ["the model card", "--out"]),
-])
+@pytest.mark.parametrize(
+    ("init", "extra", "labels"),
+    [
+        ("ckpt/shapes_step200.h5", [], ["a checkpoint", "--init-weights"]),
+        ("w.h5", ["--log-file", "w.h5"], ["--log-file", "--init-weights"]),
+        ("w.h5", ["--out", "m.json"], ["the model card", "--out"]),
+    ],
+)
 def test_training_checks_checkpoints_log_and_card(tmp_path, monkeypatch, init, extra, labels):
     import click
 
@@ -225,8 +277,17 @@ def test_training_checks_checkpoints_log_and_card(tmp_path, monkeypatch, init, e
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ckpt").mkdir()
     (tmp_path / init).write_bytes(b"weights")
-    args = ["--steps", "500", "--checkpoint-every", "100", "--checkpoint-dir", "ckpt",
-            "--init-weights", init, *extra]
+    args = [
+        "--steps",
+        "500",
+        "--checkpoint-every",
+        "100",
+        "--checkpoint-dir",
+        "ckpt",
+        "--init-weights",
+        init,
+        *extra,
+    ]
     if "--out" not in extra:
         args += ["--out", "m.h5"]
     with pytest.raises(click.UsageError) as raised:

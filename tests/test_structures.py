@@ -35,17 +35,19 @@ def test_empty_keeps_frame_size():
 
 def test_mismatched_lengths_say_expected_and_got():
     d = make()
-    with pytest.raises(
-        ValueError, match=r"Detections.xyxy: expected \(2, 4\), got shape \(3, 4\)"
-    ):
+    with pytest.raises(ValueError, match=r"Detections.xyxy: expected \(2, 4\), got shape \(3, 4\)"):
         Detections(d.xyxy, d.masks, d.scores[:2], d.class_ids, d.class_names)
     with pytest.raises(ValueError, match="masks: expected"):
         Detections(d.xyxy, d.masks.astype(np.uint8), d.scores, d.class_ids, d.class_names)
 
 
 def test_summary_format():
-    summary = RunSummary(frames_processed=10, frames_empty=2, elapsed_s=5.0,
-                         detections_per_class=Counter({"circle": 7, "square": 1}))
+    summary = RunSummary(
+        frames_processed=10,
+        frames_empty=2,
+        elapsed_s=5.0,
+        detections_per_class=Counter({"circle": 7, "square": 1}),
+    )
     text = summary.format()
     assert "frames processed: 10" in text
     assert "detections: circle 7, square 1" in text

@@ -30,10 +30,18 @@ def _split_names(value: str | None) -> tuple[str, ...] | None:
 
 
 # Library errors name the argument; the user typed a flag.
-FLAGS = {"classes": "--classes", "threshold": "--threshold", "output": "--output",
-         "json_path": "--json", "max_size": "--max-size", "codec": "--codec",
-         "model": "--model", "class_names": "--class-names", "urls": "--url",
-         "source": "SOURCE"}
+FLAGS = {
+    "classes": "--classes",
+    "threshold": "--threshold",
+    "output": "--output",
+    "json_path": "--json",
+    "max_size": "--max-size",
+    "codec": "--codec",
+    "model": "--model",
+    "class_names": "--class-names",
+    "urls": "--url",
+    "source": "SOURCE",
+}
 # Errors whose fix is a flag of its own rather than another value.
 REMEDIES = {"display": "run with --no-display"}
 
@@ -74,7 +82,8 @@ class LivesegmentGroup(click.Group):
             first_line = (str(error).splitlines() or [""])[0]
             raise click.ClickException(
                 f"internal error: {type(error).__name__}: {first_line} "
-                "(rerun with --debug for the traceback and report it)") from None
+                "(rerun with --debug for the traceback and report it)"
+            ) from None
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         """Like click's, but a usage error is one line (with where to find help), not three."""
@@ -110,8 +119,10 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     tfenv.quiet_opencv(verbose)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if verbose
-                        else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozenset[str] | None:
@@ -121,57 +132,155 @@ def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozense
 
 @main.command()
 @click.argument("source")
-@click.option("--model", "model_name", default=None, metavar="NAME|PATH",
-              help="Bundled/downloaded model name or an .h5 path (default: shapes).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="Minimum confidence to keep a detection (default: the model card's).")
-@click.option("--classes", default=None, metavar="A,B",
-              help="Keep only these classes (comma-separated names).")
-@click.option("--class-names", default=None, metavar="A,B",
-              help="Class names for a custom .h5 without a card (background excluded).")
-@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
-              help="Write the annotated video here (.mp4, .mov, .mkv or .avi); for an image, "
-                   "the annotated image (.png, .jpg, .webp, …); for a folder or glob of "
-                   "images, a folder.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
-              help="Write detections as JSON Lines here.")
-@click.option("--display/--no-display", default=None,
-              help="Show a live window (default: when a display is available).")
-@click.option("--max-size", type=click.IntRange(64, 4096), default=None,
-              help="Long side in pixels used for inference (default: the model's).")
+@click.option(
+    "--model",
+    "model_name",
+    default=None,
+    metavar="NAME|PATH",
+    help="Bundled/downloaded model name or an .h5 path (default: shapes).",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Minimum confidence to keep a detection (default: the model card's).",
+)
+@click.option(
+    "--classes",
+    default=None,
+    metavar="A,B",
+    help="Keep only these classes (comma-separated names).",
+)
+@click.option(
+    "--class-names",
+    default=None,
+    metavar="A,B",
+    help="Class names for a custom .h5 without a card (background excluded).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the annotated video here (.mp4, .mov, .mkv or .avi); for an image, "
+    "the annotated image (.png, .jpg, .webp, …); for a folder or glob of "
+    "images, a folder.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write detections as JSON Lines here.",
+)
+@click.option(
+    "--display/--no-display",
+    default=None,
+    help="Show a live window (default: when a display is available).",
+)
+@click.option(
+    "--max-size",
+    type=click.IntRange(64, 4096),
+    default=None,
+    help="Long side in pixels used for inference (default: the model's).",
+)
 @click.option("--boxes/--no-boxes", default=True, help="Draw boxes.")
 @click.option("--labels/--no-labels", default=True, help="Draw class and score labels.")
 @click.option("--masks/--no-masks", default=True, help="Draw masks.")
-@click.option("--realtime", is_flag=True,
-              help="Replay a file at its own frame rate, dropping frames like a camera.")
-@click.option("--camera-size", type=SizeType(), default=None, metavar="WxH",
-              help="Ask the camera for this resolution.")
-@click.option("--camera-fps", type=click.FloatRange(1, 240), default=None,
-              help="Ask the camera for this frame rate.")
-@click.option("--output-fps", type=click.FloatRange(1, 240), default=None,
-              help="Frame rate of recordings from live sources (default: the measured rate).")
-@click.option("--reconnect-timeout", type=click.FloatRange(0, 3600), default=10.0,
-              show_default=True, help="Seconds to keep reconnecting a lost camera or stream.")
-@click.option("--snapshot-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("."), help="Folder for `s` snapshots and `r` recordings.")
-@click.option("--codec", default="h264", show_default=True,
-              help="Video codec of --output (h264, mpeg4, mjpeg, …).")
-@click.option("--audio/--no-audio", default=True,
-              help="Copy the source's audio into --output (files only).")
-@click.option("--start", "start_s", type=click.FloatRange(0), default=0.0,
-              help="Start at this time in the file (seconds).")
-@click.option("--end", "end_s", type=click.FloatRange(0, min_open=True), default=None,
-              help="Stop at this time in the file (seconds).")
-@click.option("--stride", type=click.IntRange(1), default=1,
-              help="Process every Nth frame; the output keeps the source's duration.")
+@click.option(
+    "--realtime",
+    is_flag=True,
+    help="Replay a file at its own frame rate, dropping frames like a camera.",
+)
+@click.option(
+    "--camera-size",
+    type=SizeType(),
+    default=None,
+    metavar="WxH",
+    help="Ask the camera for this resolution.",
+)
+@click.option(
+    "--camera-fps",
+    type=click.FloatRange(1, 240),
+    default=None,
+    help="Ask the camera for this frame rate.",
+)
+@click.option(
+    "--output-fps",
+    type=click.FloatRange(1, 240),
+    default=None,
+    help="Frame rate of recordings from live sources (default: the measured rate).",
+)
+@click.option(
+    "--reconnect-timeout",
+    type=click.FloatRange(0, 3600),
+    default=10.0,
+    show_default=True,
+    help="Seconds to keep reconnecting a lost camera or stream.",
+)
+@click.option(
+    "--snapshot-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    help="Folder for `s` snapshots and `r` recordings.",
+)
+@click.option(
+    "--codec",
+    default="h264",
+    show_default=True,
+    help="Video codec of --output (h264, mpeg4, mjpeg, …).",
+)
+@click.option(
+    "--audio/--no-audio", default=True, help="Copy the source's audio into --output (files only)."
+)
+@click.option(
+    "--start",
+    "start_s",
+    type=click.FloatRange(0),
+    default=0.0,
+    help="Start at this time in the file (seconds).",
+)
+@click.option(
+    "--end",
+    "end_s",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Stop at this time in the file (seconds).",
+)
+@click.option(
+    "--stride",
+    type=click.IntRange(1),
+    default=1,
+    help="Process every Nth frame; the output keeps the source's duration.",
+)
 @click.pass_context
-def run(ctx: click.Context, *, source: str, model_name: str | None, threshold: float | None,
-        classes: str | None, class_names: str | None, output: Path | None,
-        json_path: Path | None, display: bool | None, max_size: int | None, boxes: bool,
-        labels: bool, masks: bool, realtime: bool, camera_size: tuple[int, int] | None,
-        camera_fps: float | None, output_fps: float | None, reconnect_timeout: float,
-        snapshot_dir: Path, codec: str, audio: bool, start_s: float, end_s: float | None,
-        stride: int) -> None:
+def run(
+    ctx: click.Context,
+    *,
+    source: str,
+    model_name: str | None,
+    threshold: float | None,
+    classes: str | None,
+    class_names: str | None,
+    output: Path | None,
+    json_path: Path | None,
+    display: bool | None,
+    max_size: int | None,
+    boxes: bool,
+    labels: bool,
+    masks: bool,
+    realtime: bool,
+    camera_size: tuple[int, int] | None,
+    camera_fps: float | None,
+    output_fps: float | None,
+    reconnect_timeout: float,
+    snapshot_dir: Path,
+    codec: str,
+    audio: bool,
+    start_s: float,
+    end_s: float | None,
+    stride: int,
+) -> None:
     """Segment SOURCE: a video or image file, a folder of images, a quoted glob
     ("photos/*.jpg"), a camera index (0), a device (/dev/video0) or a stream URL (rtsp://,
     http://). In the window: q/Esc quit, space pause, +/- threshold, b/l/m
@@ -182,8 +291,15 @@ def run(ctx: click.Context, *, source: str, model_name: str | None, threshold: f
     spec = resolve_model(model_name, _split_names(class_names))
     from livesegment.video.media import pick_encoder
 
-    request = parse_source(source, realtime=realtime, camera_size_wh=camera_size,
-                           camera_fps=camera_fps, start_s=start_s, end_s=end_s, stride=stride)
+    request = parse_source(
+        source,
+        realtime=realtime,
+        camera_size_wh=camera_size,
+        camera_fps=camera_fps,
+        start_s=start_s,
+        end_s=end_s,
+        stride=stride,
+    )
     if realtime and request.kind != "file":
         raise UsageError(f"--realtime replays a video file; {source} is a {request.kind}")
     if (start_s or end_s is not None or stride > 1) and request.kind != "file":
@@ -221,8 +337,12 @@ def run(ctx: click.Context, *, source: str, model_name: str | None, threshold: f
 @main.command("eval")
 @click.argument("detections", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("truth", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--iou", type=click.FloatRange(0, 1, min_open=True), default=0.5,
-              help="Mask IoU at which a detection matches a truth object of its class.")
+@click.option(
+    "--iou",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.5,
+    help="Mask IoU at which a detection matches a truth object of its class.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def evaluate_command(detections: Path, truth: Path, iou: float, as_json: bool) -> None:
     """Score a run's DETECTIONS (JSON Lines from --json) against ground TRUTH."""

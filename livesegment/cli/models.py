@@ -20,8 +20,11 @@ def models_group() -> None:
 
 
 @models_group.command("list")
-@click.option("--full", is_flag=True,
-              help="Also build each network and compare every layer (slower: loads TensorFlow).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Also build each network and compare every layer (slower: loads TensorFlow).",
+)
 def list_command(full: bool) -> None:
     """List the bundled and the downloaded or registered models, each verified.
 
@@ -37,37 +40,60 @@ def list_command(full: bool) -> None:
     failed = 0
     for model in models:
         report = verify_weights(model.weights, card=model.card, full=full)
-        size = f"{report.size_bytes / 1e6:.1f} MB" if report.size_bytes is not None \
-            else "file missing"
+        size = (
+            f"{report.size_bytes / 1e6:.1f} MB" if report.size_bytes is not None else "file missing"
+        )
         if report.ok:
-            verdict = ("verified: loads completely" if full else "verified (file, card"
-                       + (", sha256" if report.sha256 == "matches the card" else "") + ")")
+            verdict = (
+                "verified: loads completely"
+                if full
+                else "verified (file, card"
+                + (", sha256" if report.sha256 == "matches the card" else "")
+                + ")"
+            )
         else:
             failed += 1
             verdict = f"FAILED: {report.problem}"
         classes = describe_classes(report.class_names) if report.class_names else "classes ?"
-        click.echo(f"{model.name} ({model.location}) {model.weights}\n"
-                   f"  {report.backbone or 'backbone ?'}, {classes}, {size}; {verdict}")
+        click.echo(
+            f"{model.name} ({model.location}) {model.weights}\n"
+            f"  {report.backbone or 'backbone ?'}, {classes}, {size}; {verdict}"
+        )
     for entry, part in partial_downloads(folder):
         resume = f"`livesegment models download {entry.name}`" if entry else "the download"
-        click.echo(f"{part.name} (unfinished download) {part}\n"
-                   f"  {part.stat().st_size / 1e6:.1f} MB so far; re-run {resume} to resume")
+        click.echo(
+            f"{part.name} (unfinished download) {part}\n"
+            f"  {part.stat().st_size / 1e6:.1f} MB so far; re-run {resume} to resume"
+        )
     if not models:
         click.echo("no models found")
     click.echo(f"models folder: {folder}" + ("" if folder.is_dir() else " (not created yet)"))
     if failed:
-        click.echo(f"{failed} of {len(models)} models failed verification; "
-                   "`livesegment models verify PATH` shows details", err=True)
+        click.echo(
+            f"{failed} of {len(models)} models failed verification; "
+            "`livesegment models verify PATH` shows details",
+            err=True,
+        )
 
 
 @models_group.command("download")
 @click.argument("name")
-@click.option("--url", "urls", multiple=True, metavar="URL",
-              help="Mirror to use instead of the built-in ones (repeatable; http:// allowed "
-                   "only here).")
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    metavar="URL",
+    help="Mirror to use instead of the built-in ones (repeatable; http:// allowed only here).",
+)
 @click.option("--force", is_flag=True, help="Download again even if a verified copy exists.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(1, 600), default=30.0,
-              show_default=True, help="Seconds to wait for the server on connect and each read.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(1, 600),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the server on connect and each read.",
+)
 def download_command(name: str, urls: tuple[str, ...], force: bool, timeout_s: float) -> None:
     """Fetch model NAME (coco) into the models folder; resumable, verified.
 
@@ -78,17 +104,27 @@ def download_command(name: str, urls: tuple[str, ...], force: bool, timeout_s: f
     from livesegment.model.cards import user_models_dir
 
     entry = download.find(name)
-    result = download.download(entry, user_models_dir(), urls=urls or None, force=force,
-                               progress=sys.stderr.isatty(), timeout_s=timeout_s)
+    result = download.download(
+        entry,
+        user_models_dir(),
+        urls=urls or None,
+        force=force,
+        progress=sys.stderr.isatty(),
+        timeout_s=timeout_s,
+    )
     if result.url is None:
-        click.echo(f"{entry.name} is already downloaded and verified: {result.weights} "
-                   "(--force downloads it again)")
+        click.echo(
+            f"{entry.name} is already downloaded and verified: {result.weights} "
+            "(--force downloads it again)"
+        )
         return
     resumed = f", resumed at {result.resumed_from:,} bytes" if result.resumed_from else ""
-    click.echo(f"downloaded {entry.name} from {result.url}{resumed}\n"
-               f"verified: {entry.size_bytes:,} bytes, {entry.spec.backbone}, "
-               f"{entry.spec.num_classes} classes, all {result.layers} weighted layers present\n"
-               f"saved {result.weights} and {result.card}; use it with --model {entry.name}")
+    click.echo(
+        f"downloaded {entry.name} from {result.url}{resumed}\n"
+        f"verified: {entry.size_bytes:,} bytes, {entry.spec.backbone}, "
+        f"{entry.spec.num_classes} classes, all {result.layers} weighted layers present\n"
+        f"saved {result.weights} and {result.card}; use it with --model {entry.name}"
+    )
 
 
 @models_group.command("verify")
@@ -135,7 +171,10 @@ def doctor(ctx: click.Context) -> None:
         click.echo(check.format())
         failures += check.status == "fail"
     if failures:
-        click.echo(f"doctor: {failures} problem{'s' if failures > 1 else ''} found "
-                   "(FAIL lines above, each with its fix)", err=True)
+        click.echo(
+            f"doctor: {failures} problem{'s' if failures > 1 else ''} found "
+            "(FAIL lines above, each with its fix)",
+            err=True,
+        )
         ctx.exit(1)
     click.echo("doctor: everything needed works")

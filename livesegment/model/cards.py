@@ -23,16 +23,87 @@ BUNDLED_DIR = data_dir("bundled_models", "models")
 DEFAULT_MODEL = "shapes"
 
 COCO_CLASS_NAMES = (
-    "BG", "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
-    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
-    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
-    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+    "BG",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 )
 
 BACKBONES = ("resnet50", "resnet101", "tinynet")
@@ -83,9 +154,15 @@ class ModelSpec:
         return self.class_names[1:]
 
 
-ARCHITECTURE_FIELDS = ("backbone", "input_size", "detection_max_instances",
-                       "post_nms_rois_inference", "pyramid_size", "fc_layers_size",
-                       "rpn_anchor_scales")
+ARCHITECTURE_FIELDS = (
+    "backbone",
+    "input_size",
+    "detection_max_instances",
+    "post_nms_rois_inference",
+    "pyramid_size",
+    "fc_layers_size",
+    "rpn_anchor_scales",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +225,9 @@ def read_weights_file(path: Path) -> WeightsFile:
     """
     path = Path(path)
     if not path.exists():
-        raise ModelError(f"{path}: weights file not found; check the path or run "
-                         "`livesegment models list`")
+        raise ModelError(
+            f"{path}: weights file not found; check the path or run `livesegment models list`"
+        )
     if path.is_dir():
         raise ModelError(f"{path}: is a folder, not a weights file; pass the .h5 file")
     size = path.stat().st_size
@@ -158,29 +236,37 @@ def read_weights_file(path: Path) -> WeightsFile:
     with path.open("rb") as raw:
         head = raw.read(8)
     if head != b"\x89HDF\r\n\x1a\n":
-        raise ModelError(f"{path}: not an HDF5 file ({size} bytes of something else); "
-                         "expected Keras .h5 weights such as mask_rcnn_coco.h5")
+        raise ModelError(
+            f"{path}: not an HDF5 file ({size} bytes of something else); "
+            "expected Keras .h5 weights such as mask_rcnn_coco.h5"
+        )
     try:
         with h5py.File(path, "r") as h5:
             root = _weights_root(h5)
             names = _attr_names(root, "layer_names")
             if not names:
-                raise ModelError(f"{path}: HDF5 file holds no Keras layer weights; "
-                                 "expected weights saved by Keras/PixelLib")
+                raise ModelError(
+                    f"{path}: HDF5 file holds no Keras layer weights; "
+                    "expected weights saved by Keras/PixelLib"
+                )
             layers = {}
             for name in names:
                 group = root[name]
-                layers[name] = tuple(tuple(group[w].shape)
-                                     for w in _attr_names(group, "weight_names"))
+                layers[name] = tuple(
+                    tuple(group[w].shape) for w in _attr_names(group, "weight_names")
+                )
     except ModelError:
         raise
     except (OSError, KeyError, ValueError) as error:
         text = str(error)
         if "truncated" in text:
-            raise ModelError(f"{path}: truncated weights file ({size} bytes); the download or "
-                             "copy was cut short, fetch it again") from error
-        raise ModelError(f"{path}: unreadable HDF5 file ({text.splitlines()[0]}); "
-                         "fetch it again") from error
+            raise ModelError(
+                f"{path}: truncated weights file ({size} bytes); the download or "
+                "copy was cut short, fetch it again"
+            ) from error
+        raise ModelError(
+            f"{path}: unreadable HDF5 file ({text.splitlines()[0]}); fetch it again"
+        ) from error
     return WeightsFile(path=path, layers=layers)
 
 
@@ -196,8 +282,9 @@ def read_card(card_path: Path) -> dict:
     try:
         card = json.loads(Path(card_path).read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise ModelError(f"{card_path}: unreadable model card ({error}); fix or remove it") \
-            from error
+        raise ModelError(
+            f"{card_path}: unreadable model card ({error}); fix or remove it"
+        ) from error
     if not isinstance(card, dict):
         raise ModelError(f"{card_path}: model card must be a JSON object")
     return card
@@ -225,34 +312,49 @@ def spec_from_card(card_path: Path) -> ModelSpec:
             **fields,
         )
     except (KeyError, TypeError, ValueError) as error:
-        raise ModelError(f"{card_path}: model card is missing or has a bad field ({error})") \
-            from error
+        raise ModelError(
+            f"{card_path}: model card is missing or has a bad field ({error})"
+        ) from error
 
 
-def spec_from_weights(weights: WeightsFile, class_names: tuple[str, ...] | None = None
-                      ) -> ModelSpec:
+def spec_from_weights(
+    weights: WeightsFile, class_names: tuple[str, ...] | None = None
+) -> ModelSpec:
     """Infer a ModelSpec from what the file holds (for a bare ``.h5`` with no card)."""
     path = weights.path
     backbone = weights.backbone
     if backbone is None:
-        raise ModelError(f"{path}: not a Mask R-CNN weights file (no ResNet or tinynet backbone "
-                         "layers); use PixelLib/Matterport Mask R-CNN weights")
+        raise ModelError(
+            f"{path}: not a Mask R-CNN weights file (no ResNet or tinynet backbone "
+            "layers); use PixelLib/Matterport Mask R-CNN weights"
+        )
     n = weights.num_classes
     if n is None:
-        raise ModelError(f"{path}: missing layers: mrcnn_class_logits; the file has no "
-                         "classifier head (a backbone-only checkpoint?)")
+        raise ModelError(
+            f"{path}: missing layers: mrcnn_class_logits; the file has no "
+            "classifier head (a backbone-only checkpoint?)"
+        )
     if class_names is None:
-        class_names = COCO_CLASS_NAMES if n == len(COCO_CLASS_NAMES) else \
-            ("BG", *(f"class_{i}" for i in range(1, n)))
+        class_names = (
+            COCO_CLASS_NAMES
+            if n == len(COCO_CLASS_NAMES)
+            else ("BG", *(f"class_{i}" for i in range(1, n)))
+        )
     elif class_names[:1] != ("BG",):
         class_names = ("BG", *class_names)
     if len(class_names) != n:
-        raise ModelError(f"{path} has {n} classes (BG + {n - 1}) but {len(class_names) - 1} "
-                         "class names were given (background not counted); give "
-                         f"{n - 1} names")
+        raise ModelError(
+            f"{path} has {n} classes (BG + {n - 1}) but {len(class_names) - 1} "
+            "class names were given (background not counted); give "
+            f"{n - 1} names"
+        )
     return ModelSpec(
-        name=path.stem, weights=path, backbone=backbone, class_names=tuple(class_names),
-        pyramid_size=weights.pyramid_size or 256, fc_layers_size=weights.fc_layers_size or 1024,
+        name=path.stem,
+        weights=path,
+        backbone=backbone,
+        class_names=tuple(class_names),
+        pyramid_size=weights.pyramid_size or 256,
+        fc_layers_size=weights.fc_layers_size or 1024,
     )
 
 
@@ -265,11 +367,14 @@ def check_spec_matches(spec: ModelSpec, weights: WeightsFile) -> None:
     path = weights.path
     n = weights.num_classes
     if n is not None and n != spec.num_classes:
-        raise ModelError(f"{path} has {n} classes (BG + {n - 1}) but the card lists "
-                         f"{spec.num_classes - 1}")
+        raise ModelError(
+            f"{path} has {n} classes (BG + {n - 1}) but the card lists {spec.num_classes - 1}"
+        )
     if weights.backbone is not None and weights.backbone != spec.backbone:
-        raise ModelError(f"{path} holds a {weights.backbone} backbone but the card says "
-                         f"{spec.backbone}; fix the card's architecture.backbone")
+        raise ModelError(
+            f"{path} holds a {weights.backbone} backbone but the card says "
+            f"{spec.backbone}; fix the card's architecture.backbone"
+        )
 
 
 def user_models_dir() -> Path:
@@ -300,12 +405,19 @@ def resolve_model(model: str | None, class_names: tuple[str, ...] | None = None)
         card = path.with_suffix(".json")
         weights_path = path if path.suffix != ".json" else None
     else:
-        card = next((folder / f"{model}.json" for folder in (BUNDLED_DIR, user_models_dir())
-                     if (folder / f"{model}.json").exists()), None)
+        card = next(
+            (
+                folder / f"{model}.json"
+                for folder in (BUNDLED_DIR, user_models_dir())
+                if (folder / f"{model}.json").exists()
+            ),
+            None,
+        )
         if card is None:
             known = ", ".join(known_model_names()) or "none"
-            raise ModelError(f"unknown model {model!r}; known models: {known} "
-                             "(or pass the path of an .h5 file)")
+            raise ModelError(
+                f"unknown model {model!r}; known models: {known} (or pass the path of an .h5 file)"
+            )
         weights_path = None
     if card.exists():
         spec = spec_from_card(card)
@@ -324,9 +436,11 @@ def resolve_model(model: str | None, class_names: tuple[str, ...] | None = None)
 def _with_class_names(spec: ModelSpec, class_names: tuple[str, ...]) -> ModelSpec:
     names = class_names if class_names[:1] == ("BG",) else ("BG", *class_names)
     if len(names) != spec.num_classes:
-        raise ModelError(f"{spec.weights} has {spec.num_classes} classes "
-                         f"(BG + {spec.num_classes - 1}) but {len(names) - 1} class names "
-                         "were given")
+        raise ModelError(
+            f"{spec.weights} has {spec.num_classes} classes "
+            f"(BG + {spec.num_classes - 1}) but {len(names) - 1} class names "
+            "were given"
+        )
     return dataclasses.replace(spec, class_names=names)
 
 
@@ -338,8 +452,11 @@ def write_card(spec: ModelSpec, card_path: Path, **extra) -> None:
         "sha256": spec.sha256,
         "class_names": list(spec.class_names),
         "default_threshold": spec.default_threshold,
-        "architecture": {k: (list(v) if isinstance(v, tuple) else v)
-                         for k in ARCHITECTURE_FIELDS for v in [getattr(spec, k)]},
+        "architecture": {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k in ARCHITECTURE_FIELDS
+            for v in [getattr(spec, k)]
+        },
         **extra,
     }
     Path(card_path).write_text(json.dumps(card, indent=2) + "\n")

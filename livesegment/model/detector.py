@@ -39,8 +39,9 @@ def resize_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
         return image
     # INTER_AREA when shrinking: the training scenes are shrunk the same way.
     shrinking = size_wh[0] < width
-    return cv2.resize(image, size_wh,
-                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return cv2.resize(
+        image, size_wh, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    )
 
 
 def to_model_rgb(bgr: np.ndarray, long_side: int) -> np.ndarray:
@@ -59,8 +60,9 @@ def unmold(candidates: Candidates, keep: np.ndarray) -> Detections:
         x2, y2 = min(x2, width), min(y2, height)
         if x2 <= x1 or y2 <= y1:
             continue
-        probs = cv2.resize(candidates.mask_probs[index], (x2 - x1, y2 - y1),
-                           interpolation=cv2.INTER_LINEAR)
+        probs = cv2.resize(
+            candidates.mask_probs[index], (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR
+        )
         masks[row, y1:y2, x1:x2] = probs >= 0.5
     return Detections(
         xyxy=candidates.xyxy[keep],
@@ -100,8 +102,15 @@ class Detector:
         UsageError: a class name the model does not know, or a threshold outside [0, 1].
     """
 
-    def __init__(self, engine: Engine, spec: ModelSpec, *, threshold: float | None = None,
-                 classes: Iterable[str] | None = None, max_size: int | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        spec: ModelSpec,
+        *,
+        threshold: float | None = None,
+        classes: Iterable[str] | None = None,
+        max_size: int | None = None,
+    ):
         self.engine = engine
         self.spec = spec
         self.threshold = spec.default_threshold if threshold is None else threshold
@@ -110,9 +119,15 @@ class Detector:
         self.timings = Timings()
 
     @classmethod
-    def load(cls, model: str | ModelSpec | None = None, *,
-             class_names: tuple[str, ...] | None = None, threshold: float | None = None,
-             classes: Iterable[str] | None = None, max_size: int | None = None) -> Detector:
+    def load(
+        cls,
+        model: str | ModelSpec | None = None,
+        *,
+        class_names: tuple[str, ...] | None = None,
+        threshold: float | None = None,
+        classes: Iterable[str] | None = None,
+        max_size: int | None = None,
+    ) -> Detector:
         """Load a bundled or downloaded model by name, or an ``.h5`` file, with verified weights.
 
         Raises:
@@ -121,8 +136,9 @@ class Detector:
         spec = model if isinstance(model, ModelSpec) else resolve_model(model, class_names)
         from livesegment.model import segmenter  # the TensorFlow import happens here, not before
 
-        return cls(segmenter.Segmenter(spec), spec, threshold=threshold, classes=classes,
-                   max_size=max_size)
+        return cls(
+            segmenter.Segmenter(spec), spec, threshold=threshold, classes=classes, max_size=max_size
+        )
 
     @property
     def threshold(self) -> float:
@@ -155,8 +171,13 @@ class Detector:
         """
         return check_class_names(names, self.class_names, self.spec.name)
 
-    def __call__(self, rgb: np.ndarray, *, threshold: float | None = None,
-                 classes: Iterable[str] | None = None) -> Detections:
+    def __call__(
+        self,
+        rgb: np.ndarray,
+        *,
+        threshold: float | None = None,
+        classes: Iterable[str] | None = None,
+    ) -> Detections:
         """Detect in one frame.
 
         Args:
@@ -168,12 +189,21 @@ class Detector:
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
-        return self.detect_resized(resize_long_side(rgb, self.max_size), rgb.shape[:2],
-                                   threshold=threshold, classes=classes)
+        return self.detect_resized(
+            resize_long_side(rgb, self.max_size),
+            rgb.shape[:2],
+            threshold=threshold,
+            classes=classes,
+        )
 
-    def detect_resized(self, model_rgb: np.ndarray, shape_hw: tuple[int, int], *,
-                       threshold: float | None = None,
-                       classes: Iterable[str] | None = None) -> Detections:
+    def detect_resized(
+        self,
+        model_rgb: np.ndarray,
+        shape_hw: tuple[int, int],
+        *,
+        threshold: float | None = None,
+        classes: Iterable[str] | None = None,
+    ) -> Detections:
         """Like calling the detector, for a frame already resized for the network (the
         capture thread does that while the previous frame is inferred).
 
@@ -188,6 +218,5 @@ class Detector:
         inferred = time.perf_counter()
         selection = select(candidates, threshold, classes)
         detections = unmold(candidates, selection.keep).with_reason(selection.empty_reason)
-        self.timings = Timings((inferred - started) * 1000,
-                               (time.perf_counter() - inferred) * 1000)
+        self.timings = Timings((inferred - started) * 1000, (time.perf_counter() - inferred) * 1000)
         return detections

@@ -63,12 +63,19 @@ class Downloadable:
 
 
 COCO = Downloadable(
-    spec=ModelSpec(name="coco", weights=Path("mask_rcnn_coco.h5"), backbone="resnet101",
-                   class_names=COCO_CLASS_NAMES, input_size=1024,
-                   # PixelLib's own default confidence for its COCO model.
-                   default_threshold=0.7),
-    urls=("https://github.com/ayoolaolafenwa/PixelLib/releases/download/1.2/mask_rcnn_coco.h5",
-          "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"),
+    spec=ModelSpec(
+        name="coco",
+        weights=Path("mask_rcnn_coco.h5"),
+        backbone="resnet101",
+        class_names=COCO_CLASS_NAMES,
+        input_size=1024,
+        # PixelLib's own default confidence for its COCO model.
+        default_threshold=0.7,
+    ),
+    urls=(
+        "https://github.com/ayoolaolafenwa/PixelLib/releases/download/1.2/mask_rcnn_coco.h5",
+        "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5",
+    ),
     size_bytes=257_557_808,
 )
 
@@ -116,8 +123,9 @@ def find(name: str) -> Downloadable:
     try:
         return DOWNLOADS[name]
     except KeyError:
-        raise UsageError(f"no downloadable model {name!r}; available: "
-                         f"{', '.join(sorted(DOWNLOADS))}") from None
+        raise UsageError(
+            f"no downloadable model {name!r}; available: {', '.join(sorted(DOWNLOADS))}"
+        ) from None
 
 
 def part_path(final: Path) -> Path:
@@ -135,15 +143,25 @@ def check_urls(urls: tuple[str, ...], *, explicit: bool) -> None:
         if scheme == "https" or (explicit and scheme == "http"):
             continue
         if explicit:
-            raise UsageError("only https:// (or an explicit http://) URLs can be downloaded",
-                             parameter="urls", value=url)
-        raise UsageError(f"built-in mirror {url} is not HTTPS; refusing it (give the URL of a "
-                         "mirror yourself)")
+            raise UsageError(
+                "only https:// (or an explicit http://) URLs can be downloaded",
+                parameter="urls",
+                value=url,
+            )
+        raise UsageError(
+            f"built-in mirror {url} is not HTTPS; refusing it (give the URL of a mirror yourself)"
+        )
 
 
-def download(entry: Downloadable, folder: Path, *, urls: tuple[str, ...] | None = None,
-             progress: bool = False, timeout_s: float = TIMEOUT_S, force: bool = False
-             ) -> Downloaded:
+def download(
+    entry: Downloadable,
+    folder: Path,
+    *,
+    urls: tuple[str, ...] | None = None,
+    progress: bool = False,
+    timeout_s: float = TIMEOUT_S,
+    force: bool = False,
+) -> Downloaded:
     """Fetch ``entry`` into ``folder``, verify it, rename it into place and write its card.
 
     Args:
@@ -166,8 +184,10 @@ def download(entry: Downloadable, folder: Path, *, urls: tuple[str, ...] | None 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ModelError(f"cannot create the models folder {folder} ({error.strerror}); set "
-                         "LIVESEGMENT_HOME to a writable folder") from error
+        raise ModelError(
+            f"cannot create the models folder {folder} ({error.strerror}); set "
+            "LIVESEGMENT_HOME to a writable folder"
+        ) from error
     final = folder / entry.filename
     card = folder / f"{entry.name}.json"
     _check_card_is_ours(entry, final, card)
@@ -186,17 +206,22 @@ def download(entry: Downloadable, folder: Path, *, urls: tuple[str, ...] | None 
         digest = sha256_of(part)
         if entry.sha256 is not None and digest != entry.sha256:
             part.unlink()
-            raise ModelError(f"{entry.name} from {url} failed verification and was removed: "
-                             f"sha256 {digest[:16]}… is not the expected "
-                             f"{entry.sha256[:16]}…; try again, or give another mirror's URL",
-                             parameter="urls")
+            raise ModelError(
+                f"{entry.name} from {url} failed verification and was removed: "
+                f"sha256 {digest[:16]}… is not the expected "
+                f"{entry.sha256[:16]}…; try again, or give another mirror's URL",
+                parameter="urls",
+            )
         layers = _verify_part(entry, part, url)
         os.replace(part, final)
-        _write_card_atomically(dataclasses.replace(entry.spec, weights=final, sha256=digest),
-                               card, source=url)
+        _write_card_atomically(
+            dataclasses.replace(entry.spec, weights=final, sha256=digest), card, source=url
+        )
         return Downloaded(final, card, url, resumed_from, layers)
-    raise ModelError(f"could not download {entry.name}: {'; '.join(failures)}; "
-                     "give the URL of a working mirror", parameter="urls")
+    raise ModelError(
+        f"could not download {entry.name}: {'; '.join(failures)}; give the URL of a working mirror",
+        parameter="urls",
+    )
 
 
 def _check_card_is_ours(entry: Downloadable, final: Path, card: Path) -> None:
@@ -216,8 +241,10 @@ def _check_card_is_ours(entry: Downloadable, final: Path, card: Path) -> None:
     if weights is not None and same_file(weights, final):
         return
     what = f"is the card of {weights}" if weights is not None else "is not a readable card"
-    raise UsageError(f"models download {entry.name} would overwrite {card}, which {what}; "
-                     "rename or move it, or set LIVESEGMENT_HOME to another folder")
+    raise UsageError(
+        f"models download {entry.name} would overwrite {card}, which {what}; "
+        "rename or move it, or set LIVESEGMENT_HOME to another folder"
+    )
 
 
 def _size_or_zero(path: Path) -> int:
@@ -227,9 +254,11 @@ def _size_or_zero(path: Path) -> int:
 def _check_free_space(folder: Path, needed_bytes: int) -> None:
     free = shutil.disk_usage(folder).free
     if needed_bytes > free:
-        raise ModelError(f"not enough free space in {folder}: the download needs "
-                         f"{needed_bytes / 1e6:.1f} MB more, {free / 1e6:.1f} MB are free; free "
-                         "some space or set LIVESEGMENT_HOME to another disk")
+        raise ModelError(
+            f"not enough free space in {folder}: the download needs "
+            f"{needed_bytes / 1e6:.1f} MB more, {free / 1e6:.1f} MB are free; free "
+            "some space or set LIVESEGMENT_HOME to another disk"
+        )
 
 
 def _already_verified(entry: Downloadable, final: Path, card: Path) -> bool:
@@ -261,8 +290,7 @@ def _open(url: str, offset: int, timeout_s: float):
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
-def _fetch(url: str, part: Path, entry: Downloadable, *, progress: bool,
-           timeout_s: float) -> int:
+def _fetch(url: str, part: Path, entry: Downloadable, *, progress: bool, timeout_s: float) -> int:
     """Bring ``part`` to ``entry.size_bytes`` bytes from ``url``; returns the resumed offset."""
     size = entry.size_bytes
     offset = _size_or_zero(part)
@@ -283,8 +311,10 @@ def _fetch(url: str, part: Path, entry: Downloadable, *, progress: bool,
         if status == 206:
             match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
             if match is None or int(match[1]) != offset:
-                raise _MirrorFailed(f"{url} answered the resume request with an unusable "
-                                    f"Content-Range {response.headers.get('Content-Range')!r}")
+                raise _MirrorFailed(
+                    f"{url} answered the resume request with an unusable "
+                    f"Content-Range {response.headers.get('Content-Range')!r}"
+                )
             total = match[3]
             if total != "*" and int(total) != size:
                 raise _MirrorFailed(_wrong_size(url, int(total), entry))
@@ -300,23 +330,37 @@ def _fetch(url: str, part: Path, entry: Downloadable, *, progress: bool,
             raise _MirrorFailed(f"{url} returned HTTP {status} {response.reason}")
         received = _copy_body(response, part, offset, entry, url, progress=progress)
     if received < size:
-        raise ModelError(f"download of {entry.name} from {url} stopped: got {received:,} of "
-                         f"{size:,} bytes; run the same command again to resume")
+        raise ModelError(
+            f"download of {entry.name} from {url} stopped: got {received:,} of "
+            f"{size:,} bytes; run the same command again to resume"
+        )
     return offset
 
 
 def _wrong_size(url: str, offered: int, entry: Downloadable) -> str:
-    return (f"{url} offers {offered:,} bytes but {entry.filename} is {entry.size_bytes:,} bytes "
-            "(not this model's file)")
+    return (
+        f"{url} offers {offered:,} bytes but {entry.filename} is {entry.size_bytes:,} bytes "
+        "(not this model's file)"
+    )
 
 
-def _copy_body(response, part: Path, offset: int, entry: Downloadable, url: str, *,
-               progress: bool) -> int:
+def _copy_body(
+    response, part: Path, offset: int, entry: Downloadable, url: str, *, progress: bool
+) -> int:
     """Append the body to ``part``; returns how many bytes ``part`` holds afterwards."""
     size = entry.size_bytes
     received = offset
-    bar = tqdm(total=size, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-               desc=entry.filename, disable=not progress, leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        total=size,
+        initial=offset,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=entry.filename,
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     with part.open("ab" if offset else "wb") as out, bar:
         while received < size:
             try:
@@ -345,15 +389,19 @@ def _verify_part(entry: Downloadable, part: Path, url: str) -> int:
             raise ModelError(f"it is {actual:,} bytes, expected {entry.size_bytes:,}")
         weights = read_weights_file(part)
         if weights.backbone != spec.backbone or weights.num_classes != spec.num_classes:
-            raise ModelError(f"it holds a {weights.backbone or 'unknown'} backbone with "
-                             f"{weights.num_classes or 'no'} classes, expected {spec.backbone} "
-                             f"with {spec.num_classes}")
+            raise ModelError(
+                f"it holds a {weights.backbone or 'unknown'} backbone with "
+                f"{weights.num_classes or 'no'} classes, expected {spec.backbone} "
+                f"with {spec.num_classes}"
+            )
         return check_architecture(dataclasses.replace(spec, weights=part), weights)
     except ModelError as error:
         part.unlink(missing_ok=True)
-        raise ModelError(f"{entry.name} from {url} failed verification and was removed "
-                         f"({error}); try again, or give another mirror's URL",
-                         parameter="urls") from error
+        raise ModelError(
+            f"{entry.name} from {url} failed verification and was removed "
+            f"({error}); try again, or give another mirror's URL",
+            parameter="urls",
+        ) from error
 
 
 def _write_card_atomically(spec: ModelSpec, card: Path, **extra) -> None:
@@ -367,5 +415,7 @@ def partial_downloads(folder: Path) -> list[tuple[Downloadable | None, Path]]:
     if not Path(folder).is_dir():
         return []
     by_file = {entry.filename: entry for entry in DOWNLOADS.values()}
-    return [(by_file.get(part.name[: -len(PART_SUFFIX)]), part)
-            for part in sorted(Path(folder).glob(f"*{PART_SUFFIX}"))]
+    return [
+        (by_file.get(part.name[: -len(PART_SUFFIX)]), part)
+        for part in sorted(Path(folder).glob(f"*{PART_SUFFIX}"))
+    ]

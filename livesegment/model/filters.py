@@ -38,8 +38,9 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
-def one_label_per_object(xyxy: np.ndarray, scores: np.ndarray,
-                         iou_threshold: float = CROSS_CLASS_IOU) -> np.ndarray:
+def one_label_per_object(
+    xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float = CROSS_CLASS_IOU
+) -> np.ndarray:
     """Class-agnostic NMS; returns kept indices in descending score order."""
     order = np.argsort(-scores, kind="stable")
     kept: list[int] = []
@@ -50,12 +51,14 @@ def one_label_per_object(xyxy: np.ndarray, scores: np.ndarray,
 
 
 def _scored(names: np.ndarray, scores: np.ndarray, limit: int = 3) -> str:
-    return ", ".join(f"{name} {score:.2f}" for name, score in
-                     zip(names[:limit], scores[:limit], strict=True))
+    return ", ".join(
+        f"{name} {score:.2f}" for name, score in zip(names[:limit], scores[:limit], strict=True)
+    )
 
 
-def select(candidates: Candidates, threshold: float,
-           classes: frozenset[str] | None = None) -> Selection:
+def select(
+    candidates: Candidates, threshold: float, classes: frozenset[str] | None = None
+) -> Selection:
     """Keep candidates at or above ``threshold`` whose class is in ``classes`` (None: all).
 
     The reason for an empty result names the best candidate under the threshold
@@ -80,8 +83,10 @@ def select(candidates: Candidates, threshold: float,
     if classes is not None and np.isin(candidates.class_names[pool], list(classes)).any():
         pool = pool[np.isin(candidates.class_names[pool], list(classes))]
     best = pool[0]
-    return Selection(kept, f"best: {candidates.class_names[best]} "
-                           f"{candidates.scores[best]:.2f} < {threshold:.2f}")
+    return Selection(
+        kept,
+        f"best: {candidates.class_names[best]} {candidates.scores[best]:.2f} < {threshold:.2f}",
+    )
 
 
 def check_class_names(names, known: tuple[str, ...], model_name: str) -> frozenset[str]:
@@ -94,8 +99,12 @@ def check_class_names(names, known: tuple[str, ...], model_name: str) -> frozens
     for name in names:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(close)}?" if close else \
-                f"the model knows: {', '.join(known[:12])}{', …' if len(known) > 12 else ''}"
-            raise UsageError(f"unknown class {name!r} for model {model_name}; {hint}",
-                             parameter="classes")
+            hint = (
+                f"did you mean {', '.join(close)}?"
+                if close
+                else f"the model knows: {', '.join(known[:12])}{', …' if len(known) > 12 else ''}"
+            )
+            raise UsageError(
+                f"unknown class {name!r} for model {model_name}; {hint}", parameter="classes"
+            )
     return frozenset(names)

@@ -27,4 +27,3 @@ def data_dir(packaged: str, checkout: str) -> Path:
     if isinstance(shipped, Path) and shipped.is_dir():
         return shipped
     return CHECKOUT_ROOT / checkout
-

@@ -34,8 +34,14 @@ SCORE_FLOOR = 0.05
 PAD_MULTIPLE = 64
 
 
-def make_config(spec: ModelSpec, *, mode: str = "inference", score_floor: float = SCORE_FLOOR,
-                images_per_batch: int = 1, **overrides) -> Config:
+def make_config(
+    spec: ModelSpec,
+    *,
+    mode: str = "inference",
+    score_floor: float = SCORE_FLOOR,
+    images_per_batch: int = 1,
+    **overrides,
+) -> Config:
     """A PixelLib Config for ``spec`` (a fresh object: no shared module-level state)."""
 
     class SpecConfig(Config):
@@ -92,17 +98,23 @@ def check_layers(keras_model, weights: WeightsFile) -> None:
         if found is None:
             missing.append(layer.name)
         elif found != expected:
-            mismatched.append(f"{layer.name} {list(map(list, found))} in file vs "
-                              f"{list(map(list, expected))} in model")
+            mismatched.append(
+                f"{layer.name} {list(map(list, found))} in file vs "
+                f"{list(map(list, expected))} in model"
+            )
     if missing:
         total = len(weighted_layers(keras_model))
         shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
-        raise ModelError(f"{weights.path}: missing layers: {shown} ({len(missing)} of {total}); "
-                         "the file is not a complete weights file for this model")
+        raise ModelError(
+            f"{weights.path}: missing layers: {shown} ({len(missing)} of {total}); "
+            "the file is not a complete weights file for this model"
+        )
     if mismatched:
         shown = "; ".join(mismatched[:2]) + ("; …" if len(mismatched) > 2 else "")
-        raise ModelError(f"{weights.path}: {len(mismatched)} layers differ in shape from the "
-                         f"model ({shown}); the card does not describe this file")
+        raise ModelError(
+            f"{weights.path}: {len(mismatched)} layers differ in shape from the "
+            f"model ({shown}); the card does not describe this file"
+        )
 
 
 def load_verified(keras_model, weights: WeightsFile) -> None:
@@ -118,20 +130,26 @@ def load_verified(keras_model, weights: WeightsFile) -> None:
     try:
         keras_model.load_weights(str(weights.path), by_name=True)
     except (OSError, ValueError, KeyError) as error:
-        raise ModelError(f"{weights.path}: weights could not be read "
-                         f"({str(error).splitlines()[0]}); fetch the file again") from error
+        raise ModelError(
+            f"{weights.path}: weights could not be read "
+            f"({str(error).splitlines()[0]}); fetch the file again"
+        ) from error
     for layer in weighted_layers(keras_model):
         try:
             file_values = weights.read_values(layer.name)
         except (OSError, KeyError, ValueError) as error:
-            raise ModelError(f"{weights.path}: layer {layer.name} could not be read "
-                             f"({str(error).splitlines()[0]}); fetch the file again") from error
+            raise ModelError(
+                f"{weights.path}: layer {layer.name} could not be read "
+                f"({str(error).splitlines()[0]}); fetch the file again"
+            ) from error
         model_values = layer.get_weights()
         if len(file_values) != len(model_values) or not all(
             np.array_equal(f, m) for f, m in zip(file_values, model_values, strict=True)
         ):
-            raise ModelError(f"{weights.path}: layer {layer.name} did not load (model values "
-                             "differ from the file after loading)")
+            raise ModelError(
+                f"{weights.path}: layer {layer.name} did not load (model values "
+                "differ from the file after loading)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +167,14 @@ class Segmenter:
     that built them).
     """
 
-    def __init__(self, spec: ModelSpec, *, score_floor: float = SCORE_FLOOR,
-                 weights: WeightsFile | None = None, verify: bool = True):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        score_floor: float = SCORE_FLOOR,
+        weights: WeightsFile | None = None,
+        verify: bool = True,
+    ):
         self.spec = spec
         started = time.monotonic()
         # TensorFlow logs on fd 2 while it builds the graph and on the first call.
@@ -174,11 +198,21 @@ class Segmenter:
         padded_w = math.ceil(w / PAD_MULTIPLE) * PAD_MULTIPLE
         batch = np.zeros((1, padded_h, padded_w, 3), np.float32)
         batch[0, :h, :w] = rgb.astype(np.float32) - self.model.config.MEAN_PIXEL
-        meta = compose_image_meta(0, (h, w, 3), (padded_h, padded_w, 3), (0, 0, h, w), 1.0,
-                                  np.zeros(self.spec.num_classes, np.int32))
+        meta = compose_image_meta(
+            0,
+            (h, w, 3),
+            (padded_h, padded_w, 3),
+            (0, 0, h, w),
+            1.0,
+            np.zeros(self.spec.num_classes, np.int32),
+        )
         anchors = self.model.get_anchors((padded_h, padded_w, 3))
-        return _Molded(batch, meta[np.newaxis].astype(np.float32),
-                       anchors[np.newaxis].astype(np.float32), (padded_h, padded_w))
+        return _Molded(
+            batch,
+            meta[np.newaxis].astype(np.float32),
+            anchors[np.newaxis].astype(np.float32),
+            (padded_h, padded_w),
+        )
 
     def __call__(self, rgb: np.ndarray, source_shape_hw: tuple[int, int]) -> Candidates:
         """Run the network.
@@ -195,7 +229,8 @@ class Segmenter:
         # PixelLib switches TensorFlow to graph mode on import; predict_on_batch runs the graph.
         with tfenv.silenced_stderr(self._quiet_next_call):
             outputs = self.model.keras_model.predict_on_batch(
-                [molded.batch, molded.meta, molded.anchors])
+                [molded.batch, molded.meta, molded.anchors]
+            )
         self._quiet_next_call = False
         detections = outputs[0][0]
         masks = outputs[3][0]
@@ -213,8 +248,11 @@ class Segmenter:
         xyxy = np.stack([x1 * scale_x, y1 * scale_y, x2 * scale_x, y2 * scale_y], axis=1)
         xyxy = np.clip(xyxy, 0, [source_w, source_h, source_w, source_h]).astype(np.float32)
         order = np.argsort(-detections[:, 5], kind="stable")
-        mask_probs = masks[np.arange(len(class_ids)), :, :, class_ids] if len(class_ids) else \
-            np.zeros((0, *masks.shape[1:3]), np.float32)
+        mask_probs = (
+            masks[np.arange(len(class_ids)), :, :, class_ids]
+            if len(class_ids)
+            else np.zeros((0, *masks.shape[1:3]), np.float32)
+        )
         return Candidates(
             xyxy=xyxy[order],
             scores=detections[order, 5].astype(np.float32),
@@ -223,4 +261,3 @@ class Segmenter:
             mask_probs=mask_probs[order].astype(np.float32),
             shape_hw=(int(source_h), int(source_w)),
         )
-

@@ -37,8 +37,7 @@ def backbone(input_image, stage5: bool = True, train_bn: bool | None = False):
         for conv in (1, 2):
             stride = 2 if conv == 1 else 1
             name = f"tiny_s{stage}_c{conv}"
-            x = KL.Conv2D(channels, 3, strides=stride, padding="same", use_bias=False,
-                          name=name)(x)
+            x = KL.Conv2D(channels, 3, strides=stride, padding="same", use_bias=False, name=name)(x)
             x = KL.BatchNormalization(name=f"{name}_bn")(x, training=training)
             x = KL.Activation("relu")(x)
         outputs.append(x)
@@ -47,5 +46,6 @@ def backbone(input_image, stage5: bool = True, train_bn: bool | None = False):
 
 def compute_backbone_shape(image_shape) -> np.ndarray:
     """Feature-map (height, width) per pyramid level, for anchor generation."""
-    return np.array([[int(np.ceil(image_shape[0] / s)), int(np.ceil(image_shape[1] / s))]
-                     for s in STRIDES])
+    return np.array(
+        [[int(np.ceil(image_shape[0] / s)), int(np.ceil(image_shape[1] / s))] for s in STRIDES]
+    )

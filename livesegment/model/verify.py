@@ -70,14 +70,18 @@ class ModelReport:
         size = f"{self.size_bytes / 1e6:.1f} MB" if self.size_bytes is not None else "missing"
         lines = [str(self.path)]
         if self.readable:
-            lines.append(f"  file:   {self.backbone or 'unknown'} backbone, "
-                         f"{describe_classes(self.class_names or ())}, "
-                         f"{self.file_layers} weighted layers, {size}")
+            lines.append(
+                f"  file:   {self.backbone or 'unknown'} backbone, "
+                f"{describe_classes(self.class_names or ())}, "
+                f"{self.file_layers} weighted layers, {size}"
+            )
         else:
             lines.append(f"  file:   {size}, unreadable")
         if self.card is None and (self.class_names or ("BG",))[1:2] == ("class_1",):
-            lines.append(f"  card:   none; class names are placeholders (give names with "
-                         f"--class-names or a card {self.path.with_suffix('.json').name})")
+            lines.append(
+                f"  card:   none; class names are placeholders (give names with "
+                f"--class-names or a card {self.path.with_suffix('.json').name})"
+            )
         elif self.card is None:
             lines.append("  card:   none; 81 classes, so COCO's class names are used")
         else:
@@ -85,11 +89,15 @@ class ModelReport:
         if self.problem is not None:
             lines.append(f"  loads:  NO: {self.problem}")
         elif self.full:
-            lines.append(f"  loads:  yes, completely: all {self.model_layers} weighted layers "
-                         f"of the {self.backbone} network are in the file with matching shapes")
+            lines.append(
+                f"  loads:  yes, completely: all {self.model_layers} weighted layers "
+                f"of the {self.backbone} network are in the file with matching shapes"
+            )
         else:
-            lines.append("  loads:  file and card agree (layers not compared with the network; "
-                         "use `livesegment models verify` for that)")
+            lines.append(
+                "  loads:  file and card agree (layers not compared with the network; "
+                "use `livesegment models verify` for that)"
+            )
         return "\n".join(lines)
 
 
@@ -149,20 +157,26 @@ def verify_weights(path: Path, *, card: Path | None = None, full: bool = True) -
         weights = read_weights_file(path)
     except ModelError as error:
         return dataclasses.replace(report, problem=str(error))
-    report = dataclasses.replace(report, backbone=weights.backbone,
-                                 class_names=_file_class_names(weights),
-                                 file_layers=sum(1 for shapes in weights.layers.values() if shapes))
+    report = dataclasses.replace(
+        report,
+        backbone=weights.backbone,
+        class_names=_file_class_names(weights),
+        file_layers=sum(1 for shapes in weights.layers.values() if shapes),
+    )
     try:
         if card is None:
             spec = spec_from_weights(weights)
         else:
             spec = dataclasses.replace(spec_from_card(card), weights=path)
-            report = dataclasses.replace(report, class_names=spec.class_names,
-                                         sha256=_sha256_verdict(spec, path))
+            report = dataclasses.replace(
+                report, class_names=spec.class_names, sha256=_sha256_verdict(spec, path)
+            )
             check_spec_matches(spec, weights)
             if report.sha256 == "differs":
-                raise ModelError(f"{path}: sha256 differs from the one in {card.name}; the file "
-                                 "changed since the card was written, download or copy it again")
+                raise ModelError(
+                    f"{path}: sha256 differs from the one in {card.name}; the file "
+                    "changed since the card was written, download or copy it again"
+                )
         if full:
             report = dataclasses.replace(report, model_layers=check_architecture(spec, weights))
     except ModelError as error:
@@ -207,6 +221,9 @@ def installed_models() -> list[InstalledModel]:
                 weights = card.with_suffix(".h5")
             claimed.add(weights.resolve())
             found.append(InstalledModel(card.stem, location, weights, card))
-        found.extend(InstalledModel(h5.stem, location, h5, None)
-                     for h5 in sorted(folder.glob("*.h5")) if h5.resolve() not in claimed)
+        found.extend(
+            InstalledModel(h5.stem, location, h5, None)
+            for h5 in sorted(folder.glob("*.h5"))
+            if h5.resolve() not in claimed
+        )
     return found

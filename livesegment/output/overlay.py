@@ -59,22 +59,32 @@ class BoxDrawer:
 
     def draw(self, bgr: np.ndarray, detections: Detections) -> np.ndarray:
         out = bgr.copy()
-        for box, class_id, name, score in zip(detections.xyxy, detections.class_ids,
-                                              detections.class_names, detections.scores,
-                                              strict=True):
+        for box, class_id, name, score in zip(
+            detections.xyxy,
+            detections.class_ids,
+            detections.class_names,
+            detections.scores,
+            strict=True,
+        ):
             x1, y1, x2, y2 = (round(float(v)) for v in box)
             colour = class_colour_bgr(int(class_id))
             if self.boxes:
-                cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour,
-                              self.thickness)
+                cv2.rectangle(
+                    out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour, self.thickness
+                )
             if self.labels:
                 _label(out, f"{name} {score:.2f}", (x1, y1), colour, self.keep_clear)
         return out
 
 
-def _label(bgr: np.ndarray, text: str, corner_xy: tuple[int, int],
-           colour: tuple[int, int, int], keep_clear: tuple[int, int, int, int] | None = None,
-           scale: float = 0.5) -> None:
+def _label(
+    bgr: np.ndarray,
+    text: str,
+    corner_xy: tuple[int, int],
+    colour: tuple[int, int, int],
+    keep_clear: tuple[int, int, int, int] | None = None,
+    scale: float = 0.5,
+) -> None:
     (width, height), baseline = cv2.getTextSize(text, FONT, scale, 1)
     x, y = corner_xy
     y = max(y, height + baseline + 2)
@@ -89,8 +99,9 @@ def _label(bgr: np.ndarray, text: str, corner_xy: tuple[int, int],
     cv2.putText(bgr, text, (x + 2, y - baseline - 1), FONT, scale, ink, 1, cv2.LINE_AA)
 
 
-def _hud_layout(shape_hw: tuple[int, int], lines: list[str]
-                ) -> tuple[float, list[tuple[str, int, int, int, int]]]:
+def _hud_layout(
+    shape_hw: tuple[int, int], lines: list[str]
+) -> tuple[float, list[tuple[str, int, int, int, int]]]:
     """Font scale and (text, top y, width, height, baseline) of each HUD line."""
     scale = max(0.4, min(shape_hw) / 900)
     rows, y = [], 4
@@ -115,10 +126,9 @@ def draw_hud(bgr: np.ndarray, lines: list[str]) -> np.ndarray:
     out = bgr.copy()
     scale, rows = _hud_layout(bgr.shape[:2], lines)
     for line, y, width, height, baseline in rows:
-        sub = out[y:y + height + baseline + 4, 4:8 + width]
+        sub = out[y : y + height + baseline + 4, 4 : 8 + width]
         sub[:] = (sub * 0.35).astype(np.uint8)
-        cv2.putText(out, line, (6, y + height + 1), FONT, scale, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(out, line, (6, y + height + 1), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
@@ -133,9 +143,8 @@ def draw_banner(bgr: np.ndarray, reason: str) -> np.ndarray:
         scale -= 0.05
         (text_w, text_h), baseline = cv2.getTextSize(text, FONT, scale, 1)
     strip = text_h + baseline + 12
-    out[height - strip:] = (0, 0, 160)
-    cv2.putText(out, text, (6, height - baseline - 6), FONT, scale, (255, 255, 255), 1,
-                cv2.LINE_AA)
+    out[height - strip :] = (0, 0, 160)
+    cv2.putText(out, text, (6, height - baseline - 6), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
@@ -147,13 +156,19 @@ class OverlayStyle:
     opacity: float = 0.5
 
 
-def annotate(bgr: np.ndarray, detections: Detections, empty_reason: str | None,
-             hud_lines: list[str], style: OverlayStyle) -> np.ndarray:
+def annotate(
+    bgr: np.ndarray,
+    detections: Detections,
+    empty_reason: str | None,
+    hud_lines: list[str],
+    style: OverlayStyle,
+) -> np.ndarray:
     """The displayed/recorded picture for one frame; ``bgr`` is left untouched."""
     out = MaskDrawer(style.opacity).draw(bgr, detections) if style.masks else bgr.copy()
     if style.boxes or style.labels:
-        out = BoxDrawer(boxes=style.boxes, labels=style.labels,
-                        keep_clear=hud_area(bgr.shape[:2], hud_lines)).draw(out, detections)
+        out = BoxDrawer(
+            boxes=style.boxes, labels=style.labels, keep_clear=hud_area(bgr.shape[:2], hud_lines)
+        ).draw(out, detections)
     if empty_reason is not None and len(detections) == 0:
         out = draw_banner(out, empty_reason)
     return draw_hud(out, hud_lines)

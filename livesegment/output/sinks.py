@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 def detections_to_json(detections: Detections) -> list[dict]:
     return [
         {
@@ -37,8 +36,13 @@ def detections_to_json(detections: Detections) -> list[dict]:
             "box": [round(float(v), 1) for v in box],
             "mask": encode_mask(mask),
         }
-        for name, score, box, mask in zip(detections.class_names, detections.scores,
-                                           detections.xyxy, detections.masks, strict=True)
+        for name, score, box, mask in zip(
+            detections.class_names,
+            detections.scores,
+            detections.xyxy,
+            detections.masks,
+            strict=True,
+        )
     ]
 
 
@@ -73,8 +77,9 @@ class JsonlSink:
         try:
             self._file = self.path.open("w", encoding="utf-8")
         except OSError as error:
-            raise OutputError(f"cannot write ({error.strerror})", parameter="json_path",
-                              value=self.path) from error
+            raise OutputError(
+                f"cannot write ({error.strerror})", parameter="json_path", value=self.path
+            ) from error
 
     def write(self, result: FrameResult, picture: np.ndarray | None = None) -> None:
         """Queue ``result``; write the queued lines whose frames are durable in the video."""
@@ -103,8 +108,9 @@ class JsonlSink:
             self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
             self._file.flush()
         except OSError as error:
-            raise OutputError(f"write failed ({error.strerror})", parameter="json_path",
-                              value=self.path) from error
+            raise OutputError(
+                f"write failed ({error.strerror})", parameter="json_path", value=self.path
+            ) from error
 
     def close(self) -> None:
         """Write what is still queued and the summary line, whose presence marks a complete
@@ -121,8 +127,12 @@ class JsonlSink:
 
 
 MAX_WINDOW_WH = (1600, 900)
-SYSTEM_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype",
-                    "/usr/share/fonts", "/usr/local/share/fonts")
+SYSTEM_FONT_DIRS = (
+    "/usr/share/fonts/truetype/dejavu",
+    "/usr/share/fonts/truetype",
+    "/usr/share/fonts",
+    "/usr/local/share/fonts",
+)
 
 
 def _point_qt_at_system_fonts() -> None:
@@ -189,11 +199,11 @@ class WindowSink:
         self.paths: list[Path] = []
         _point_qt_at_system_fonts()
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO
-                            | cv2.WINDOW_GUI_NORMAL)
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as error:
-            raise DisplayError(f"cannot open a window ({error.msg.strip()})",
-                               parameter="display") from error
+            raise DisplayError(
+                f"cannot open a window ({error.msg.strip()})", parameter="display"
+            ) from error
         self._sized = False
 
     def write(self, result: FrameResult, picture: np.ndarray) -> None:
@@ -230,8 +240,9 @@ class PacedRecorder:
     MEASURE_FRAMES = 12
     MEASURE_S = 2.0
 
-    def __init__(self, path: Path, size_wh: tuple[int, int], fps: float | None = None,
-                 codec: str = "h264"):
+    def __init__(
+        self, path: Path, size_wh: tuple[int, int], fps: float | None = None, codec: str = "h264"
+    ):
         self.path = Path(path)
         check_output_path(self.path, "output", CONTAINER_SUFFIXES)
         self.size_wh = size_wh
@@ -256,8 +267,11 @@ class PacedRecorder:
         if self._sink is None:
             self._held.append((at_s, bgr))
             span = at_s - self._held[0][0]
-            if self._fps is None and len(self._held) < self.MEASURE_FRAMES \
-                    and span < self.MEASURE_S:
+            if (
+                self._fps is None
+                and len(self._held) < self.MEASURE_FRAMES
+                and span < self.MEASURE_S
+            ):
                 return
             self._open()
             return
@@ -268,8 +282,9 @@ class PacedRecorder:
         if self._fps is None:
             span = held[-1][0] - held[0][0]
             self._fps = (len(held) - 1) / span if len(held) > 1 and span > 0 else FALLBACK_FPS
-        self._sink = MediaWriter(self.path, self.size_wh,
-                                 Fraction(self._fps).limit_denominator(1000), self.codec)
+        self._sink = MediaWriter(
+            self.path, self.size_wh, Fraction(self._fps).limit_denominator(1000), self.codec
+        )
         self._started_at = held[0][0]
         for at_s, bgr in held:
             self._write_until(at_s, bgr)

@@ -52,4 +52,3 @@ class ViewState:
             self.record_toggle_requested = True
             return "record"
         return None
-

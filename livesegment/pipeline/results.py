@@ -37,8 +37,14 @@ class ResultStream:
         until: an event that ends the stream between frames (Ctrl-C, a quit key).
     """
 
-    def __init__(self, source: VideoSource, detector: Detector, *,
-                 reconnect_timeout_s: float = 10.0, until: threading.Event | None = None):
+    def __init__(
+        self,
+        source: VideoSource,
+        detector: Detector,
+        *,
+        reconnect_timeout_s: float = 10.0,
+        until: threading.Event | None = None,
+    ):
         self._results: Iterator[FrameResult] | None = None
         self._closed = False
         self.source = source
@@ -63,8 +69,9 @@ class ResultStream:
         if self._closed:
             raise StopIteration
         if self._results is None:
-            self._results = _results(self._capture, self.detector, self._until,
-                                     getattr(self.source, "name_of", None))
+            self._results = _results(
+                self._capture, self.detector, self._until, getattr(self.source, "name_of", None)
+            )
         try:
             return next(self._results)
         except BaseException:
@@ -91,23 +98,38 @@ class ResultStream:
         self.close()
 
 
-def _results(capture: CaptureThread, detector: Detector, until: threading.Event | None,
-             name_of: Callable[[int], str] | None) -> Iterator[FrameResult]:
+def _results(
+    capture: CaptureThread,
+    detector: Detector,
+    until: threading.Event | None,
+    name_of: Callable[[int], str] | None,
+) -> Iterator[FrameResult]:
     # A function, not a method: a generator holding its ResultStream would keep it alive past
     # a ``break``, and its capture thread with it.
     with capture:
         for frame in capture.frames(until=until):
             detections = detector.detect_resized(frame.rgb, frame.shape_hw)
             timings = detector.timings
-            yield FrameResult(frame, detections, timings.network_ms, timings.select_ms,
-                              name_of(frame.index) if name_of else None)
+            yield FrameResult(
+                frame,
+                detections,
+                timings.network_ms,
+                timings.select_ms,
+                name_of(frame.index) if name_of else None,
+            )
 
 
-def stream(source: str | Path | SourceRequest | VideoSource, *,
-           model: str | ModelSpec | Detector | None = None, threshold: float | None = None,
-           classes: Iterable[str] | None = None, max_size: int | None = None,
-           realtime: bool = False, reconnect_timeout_s: float = 10.0,
-           until: threading.Event | None = None) -> ResultStream:
+def stream(
+    source: str | Path | SourceRequest | VideoSource,
+    *,
+    model: str | ModelSpec | Detector | None = None,
+    threshold: float | None = None,
+    classes: Iterable[str] | None = None,
+    max_size: int | None = None,
+    realtime: bool = False,
+    reconnect_timeout_s: float = 10.0,
+    until: threading.Event | None = None,
+) -> ResultStream:
     """Segment ``source`` frame by frame.
 
     Args:
@@ -138,8 +160,7 @@ def stream(source: str | Path | SourceRequest | VideoSource, *,
             if max_size is not None:
                 detector.max_size = max_size
         else:
-            detector = Detector.load(model, threshold=threshold, classes=classes,
-                                     max_size=max_size)
+            detector = Detector.load(model, threshold=threshold, classes=classes, max_size=max_size)
     except BaseException:
         source.release()
         raise

@@ -98,8 +98,9 @@ Loader = Callable[[ModelSpec, RunOptions], Detector]
 
 def load_detector(spec: ModelSpec, options: RunOptions) -> Detector:
     """Build the network and load verified weights (TensorFlow is imported here)."""
-    return Detector.load(spec, threshold=options.threshold, classes=options.classes,
-                         max_size=options.max_size)
+    return Detector.load(
+        spec, threshold=options.threshold, classes=options.classes, max_size=options.max_size
+    )
 
 
 class _DemoModelCheck:
@@ -112,7 +113,8 @@ class _DemoModelCheck:
             f"the default model '{spec.name}' is a demo that knows only "
             f"{', '.join(spec.object_classes)} in synthetic flat-colour scenes, and this "
             "source does not look like one, so its detections mean nothing here; for real "
-            "footage run `livesegment models download coco` once, then add `--model coco`")
+            "footage run `livesegment models download coco` once, then add `--model coco`"
+        )
 
     def add(self, bgr: np.ndarray) -> None:
         if self.scene.add(bgr):
@@ -167,8 +169,9 @@ class RecordingSink:
         self._takes += 1
         output = self.options.output
         if output is None:
-            return free_path(_numbered(self.options.snapshot_dir
-                                       / f"livesegment-{_stamp()}.mp4"), self.protected)
+            return free_path(
+                _numbered(self.options.snapshot_dir / f"livesegment-{_stamp()}.mp4"), self.protected
+            )
         if self._takes > 1:
             # out-2.mp4 may be the very file being read: then the next free number.
             takes = _numbered(Path(output), first=self._takes)
@@ -182,9 +185,15 @@ class RecordingSink:
             return PacedRecorder(path, info.size_wh, options.output_fps, options.codec)
         check_output_path(path, "output", CONTAINER_SUFFIXES)
         audio = info.has_audio and options.audio and request.kind == "file"
-        return MediaWriter(path, info.size_wh, info.rate or Fraction(FALLBACK_FPS), options.codec,
-                           audio_from=Path(str(request.target)) if audio else None,
-                           audio_start_s=request.start_s, audio_end_s=request.end_s)
+        return MediaWriter(
+            path,
+            info.size_wh,
+            info.rate or Fraction(FALLBACK_FPS),
+            options.codec,
+            audio_from=Path(str(request.target)) if audio else None,
+            audio_start_s=request.start_s,
+            audio_end_s=request.end_s,
+        )
 
     @property
     def recording(self) -> bool:
@@ -243,13 +252,14 @@ def _close_images(summary: RunSummary, sink: ImageSink) -> None:
 
 def _close_into(summary: RunSummary, sink: Sink) -> None:
     sink.close()
-    summary.files_written.extend(path for path in sink.paths
-                                 if path not in summary.files_written)
+    summary.files_written.extend(path for path in sink.paths if path not in summary.files_written)
 
 
 def _model_files(spec: ModelSpec) -> list[Named]:
-    return [("the model weights", spec.weights),
-            *([("the model card", spec.card)] if spec.card is not None else [])]
+    return [
+        ("the model weights", spec.weights),
+        *([("the model card", spec.card)] if spec.card is not None else []),
+    ]
 
 
 def _check_outputs(options: RunOptions, request: SourceRequest, spec: ModelSpec) -> list[Named]:
@@ -263,35 +273,51 @@ def _check_outputs(options: RunOptions, request: SourceRequest, spec: ModelSpec)
     output = options.output
     if output is not None and not request.is_still:
         if Path(output).suffix.lower() in IMAGE_SUFFIXES:
-            raise UsageError(f"the source {request.target} is a video, so the output is a video "
-                             f"too; use {', '.join(CONTAINER_SUFFIXES)} (an image output needs "
-                             "an image, folder or glob source)", parameter="output", value=output)
+            raise UsageError(
+                f"the source {request.target} is a video, so the output is a video "
+                f"too; use {', '.join(CONTAINER_SUFFIXES)} (an image output needs "
+                "an image, folder or glob source)",
+                parameter="output",
+                value=output,
+            )
         check_output_path(output, "output")
     if options.json_path is not None:
         check_output_path(options.json_path, "json_path")
     return protected + [(name, Path(path)) for name, path in outputs if path is not None]
 
 
-def _plan_images(options: RunOptions, source: ImageSource, protected: list[Named]
-                 ) -> ImageOutputs | None:
+def _plan_images(
+    options: RunOptions, source: ImageSource, protected: list[Named]
+) -> ImageOutputs | None:
     """Where each input image's annotated copy goes, refusing any that overwrites an input."""
     request = source.request
     images = None
     if options.output is not None:
-        images = plan_image_outputs(source.entries, Path(options.output), str(request.target),
-                                    single=request.kind == "image")
+        images = plan_image_outputs(
+            source.entries,
+            Path(options.output),
+            str(request.target),
+            single=request.kind == "image",
+        )
     model_files = [named for named in protected if named[0] not in ("output", "json_path")]
-    check_image_outputs(source.entries, images or ImageOutputs((), None), options.json_path,
-                        model_files)
+    check_image_outputs(
+        source.entries, images or ImageOutputs((), None), options.json_path, model_files
+    )
     return images
 
 
-def _open_outputs(options: RunOptions, source: VideoSource, summary: RunSummary,
-                  stack: contextlib.ExitStack, protected: list[Named],
-                  images: ImageOutputs | None) -> tuple[list[Sink], RecordingSink | None]:
+def _open_outputs(
+    options: RunOptions,
+    source: VideoSource,
+    summary: RunSummary,
+    stack: contextlib.ExitStack,
+    protected: list[Named],
+    images: ImageOutputs | None,
+) -> tuple[list[Sink], RecordingSink | None]:
     """The file sinks, in the order they close: the video before the JSONL that follows it."""
-    recorder = None if isinstance(source, ImageSource) \
-        else RecordingSink(options, source, protected)
+    recorder = (
+        None if isinstance(source, ImageSource) else RecordingSink(options, source, protected)
+    )
     sinks: list[Sink] = []
     if options.json_path is not None:
         sinks.append(JsonlSink(options.json_path, summary, follows=recorder))
@@ -315,16 +341,20 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
         LivesegmentError: a source, model, output or display problem found before the run, or
             an output that cannot be written.
     """
-    request = options.source if isinstance(options.source, SourceRequest) \
+    request = (
+        options.source
+        if isinstance(options.source, SourceRequest)
         else parse_source(options.source)
+    )
     protected = _check_outputs(options, request, spec)
     source = open_source(request)
     summary = RunSummary(is_live=source.info.is_live)
     # From here on Ctrl-C/SIGTERM ask the loop to stop, so outputs close in order.
     with StopRequest().installed() as stop, contextlib.ExitStack() as stack:
         stack.callback(source.release)
-        images = _plan_images(options, source, protected) \
-            if isinstance(source, ImageSource) else None
+        images = (
+            _plan_images(options, source, protected) if isinstance(source, ImageSource) else None
+        )
         show = display_available() if options.display is None else options.display
         controls = ViewState(threshold=0.0, classes=None, style=options.style)
         window = stack.enter_context(contextlib.closing(WindowSink(controls))) if show else None
@@ -337,23 +367,41 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
         sinks, recorder = _open_outputs(options, source, summary, stack, protected, images)
         if window is not None:
             sinks.append(window)
-        results = stack.enter_context(ResultStream(
-            source, detector, reconnect_timeout_s=options.reconnect_timeout_s,
-            until=stop.event))
+        results = stack.enter_context(
+            ResultStream(
+                source, detector, reconnect_timeout_s=options.reconnect_timeout_s, until=stop.event
+            )
+        )
         try:
-            _drive(results, sinks, _Session(controls, recorder, window, summary, options, stop,
-                                            protected, _demo_check(options, spec, request)))
+            _drive(
+                results,
+                sinks,
+                _Session(
+                    controls,
+                    recorder,
+                    window,
+                    summary,
+                    options,
+                    stop,
+                    protected,
+                    _demo_check(options, spec, request),
+                ),
+            )
         finally:
             results.close()  # the capture thread's queued frames count as dropped from here
             _finish_summary(summary, results, controls)
-            if isinstance(source, ImageSource) and summary.stop_reason is StopReason.END \
-                    and (report := source.unreadable_report()):
+            if (
+                isinstance(source, ImageSource)
+                and summary.stop_reason is StopReason.END
+                and (report := source.unreadable_report())
+            ):
                 summary.fail(report)
     return summary
 
 
-def _demo_check(options: RunOptions, spec: ModelSpec, request: SourceRequest
-                ) -> _DemoModelCheck | None:
+def _demo_check(
+    options: RunOptions, spec: ModelSpec, request: SourceRequest
+) -> _DemoModelCheck | None:
     if not options.default_model:
         return None
     return _DemoModelCheck(spec, frames=1 if request.kind == "image" else 10)
@@ -391,8 +439,13 @@ class _Session:
 def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
     summary, options = session.summary, session.options
     started = time.monotonic()
-    progress = tqdm(total=results.info.frame_count, unit="frame", leave=False,
-                    disable=not options.progress or None, dynamic_ncols=True)
+    progress = tqdm(
+        total=results.info.frame_count,
+        unit="frame",
+        leave=False,
+        disable=not options.progress or None,
+        dynamic_ncols=True,
+    )
     try:
         with progress:
             for result in results:
@@ -402,8 +455,13 @@ def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
                 summary.add(result)
                 # A segmented photo shows what was found, not the live HUD's rates.
                 hud = _hud_lines(results, result, session) if session.recorder else []
-                picture = annotate(result.frame.bgr, result.detections, result.empty_reason,
-                                   hud, session.controls.style)
+                picture = annotate(
+                    result.frame.bgr,
+                    result.detections,
+                    result.empty_reason,
+                    hud,
+                    session.controls.style,
+                )
                 for sink in sinks:
                     sink.write(result, picture)
                 summary.latencies_ms.append((time.monotonic() - result.frame.captured_at) * 1000)
@@ -418,8 +476,9 @@ def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
             session.demo.finish()
         if session.stop.is_set():
             summary.stop_reason = StopReason.INTERRUPTED
-            log.info("%s received: stopped between frames, outputs closed",
-                     session.stop.signal_name)
+            log.info(
+                "%s received: stopped between frames, outputs closed", session.stop.signal_name
+            )
     except KeyboardInterrupt:
         # A second signal: the run was stuck somewhere it could not check ``stop``.
         summary.stop_reason = StopReason.INTERRUPTED
@@ -439,8 +498,10 @@ def _between_frames(results: ResultStream, picture: np.ndarray, session: _Sessio
         results.detector.classes = controls.classes
         if controls.snapshot_requested:
             controls.snapshot_requested = False
-            path = free_path(_numbered(session.options.snapshot_dir
-                                       / f"livesegment-{_stamp()}.png"), session.protected)
+            path = free_path(
+                _numbered(session.options.snapshot_dir / f"livesegment-{_stamp()}.png"),
+                session.protected,
+            )
             if not cv2.imwrite(str(path), picture):
                 raise OutputError(f"snapshot {path}: could not be written")
             session.summary.files_written.append(path)
@@ -462,8 +523,9 @@ def _hud_lines(results: ResultStream, result: FrameResult, session: _Session) ->
     controls, stats = session.controls, results.stats
     latency_ms = (time.monotonic() - result.frame.captured_at) * 1000
     classes = ",".join(sorted(controls.classes)) if controls.classes else "all"
-    flags = ("  REC" if session.recorder and session.recorder.recording else "") \
-        + ("  PAUSED" if controls.paused else "")
+    flags = ("  REC" if session.recorder and session.recorder.recording else "") + (
+        "  PAUSED" if controls.paused else ""
+    )
     return [
         f"inference {session.inference_fps.fps:4.1f} FPS ({result.inference_ms:.0f} ms)  "
         f"capture {stats.fps.fps:4.1f} FPS",

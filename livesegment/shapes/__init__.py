@@ -14,5 +14,15 @@ from livesegment.shapes.world import (
     write_video,
 )
 
-__all__ = ["CLASS_NAMES", "SHAPE_CLASSES", "Scene", "ShapeObject", "make_sample",
-           "render_scene", "simulate_video", "truth_record", "write_truth", "write_video"]
+__all__ = [
+    "CLASS_NAMES",
+    "SHAPE_CLASSES",
+    "Scene",
+    "ShapeObject",
+    "make_sample",
+    "render_scene",
+    "simulate_video",
+    "truth_record",
+    "write_truth",
+    "write_video",
+]

@@ -12,9 +12,11 @@ from livesegment.cli.types import SizeType
 from livesegment.shapes.world import make_sample
 
 # train and quality import TensorFlow; load them only when they are the command asked for.
-COMMANDS = {"make-sample": "livesegment.shapes.__main__:make_sample_command",
-            "train": "livesegment.shapes.training:main",
-            "quality": "livesegment.shapes.quality:main"}
+COMMANDS = {
+    "make-sample": "livesegment.shapes.__main__:make_sample_command",
+    "train": "livesegment.shapes.training:main",
+    "quality": "livesegment.shapes.quality:main",
+}
 
 
 class _LazyGroup(LivesegmentGroup):
@@ -32,8 +34,14 @@ class _LazyGroup(LivesegmentGroup):
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--frames", "n_frames", type=click.IntRange(min=1), default=90, show_default=True)
-@click.option("--size", "size_wh", type=SizeType(min_side=32), default="640x480",
-              show_default=True, help="Frame size as WIDTHxHEIGHT.")
+@click.option(
+    "--size",
+    "size_wh",
+    type=SizeType(min_side=32),
+    default="640x480",
+    show_default=True,
+    help="Frame size as WIDTHxHEIGHT.",
+)
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=15.0, show_default=True)
 def make_sample_command(
     out_dir: Path, seed: int, n_frames: int, size_wh: tuple[int, int], fps: float

@@ -46,8 +46,13 @@ from livesegment.paths import check_no_overwrite
 
 log = logging.getLogger(__name__)
 
-LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
-              "mrcnn_mask_loss")
+LOSS_NAMES = (
+    "rpn_class_loss",
+    "rpn_bbox_loss",
+    "mrcnn_class_loss",
+    "mrcnn_bbox_loss",
+    "mrcnn_mask_loss",
+)
 
 # Source frame sizes to render (height, width). Mostly the 640x480 the model is judged on, plus
 # other aspects so the padding below a frame is not the only layout it ever sees.
@@ -56,8 +61,13 @@ SOURCE_SHAPES_HW = ((480, 640),) * 6 + ((360, 640), (640, 480), (480, 480), (600
 SIZE_PX_AT_640 = (20.0, 180.0)
 
 
-def shapes_spec(weights: Path, *, input_size: int = 256, default_threshold: float = 0.7,
-                sha256: str | None = None) -> ModelSpec:
+def shapes_spec(
+    weights: Path,
+    *,
+    input_size: int = 256,
+    default_threshold: float = 0.7,
+    sha256: str | None = None,
+) -> ModelSpec:
     """The shapes model: sized for CPU speed on 1-4 shapes of 15-70 px at processing size."""
     scale = input_size / 256
     return ModelSpec(
@@ -136,8 +146,9 @@ class _Sample:
     mini_masks: np.ndarray  # (h, w, N) bool, each mask cropped to its box
 
 
-def render_training_scene(rng: np.random.Generator, input_size: int
-                          ) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+def render_training_scene(
+    rng: np.random.Generator, input_size: int
+) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
     """A random scene at processing size, resized exactly as live frames are.
 
     Returns:
@@ -146,9 +157,12 @@ def render_training_scene(rng: np.random.Generator, input_size: int
     """
     source_hw = SOURCE_SHAPES_HW[rng.integers(len(SOURCE_SHAPES_HW))]
     size_scale = max(source_hw) / 640
-    scene = shapes.render_scene(rng, shape_hw=source_hw, n_shapes=(0, 4),
-                                size_px=(SIZE_PX_AT_640[0] * size_scale,
-                                         SIZE_PX_AT_640[1] * size_scale))
+    scene = shapes.render_scene(
+        rng,
+        shape_hw=source_hw,
+        n_shapes=(0, 4),
+        size_px=(SIZE_PX_AT_640[0] * size_scale, SIZE_PX_AT_640[1] * size_scale),
+    )
     h, w = source_hw
     scale = input_size / max(h, w)
     size_wh = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -156,8 +170,9 @@ def render_training_scene(rng: np.random.Generator, input_size: int
     rgb = cv2.resize(scene.rgb, size_wh, interpolation=cv2.INTER_AREA)
     objects = []
     for obj in scene.objects:
-        mask = cv2.resize(obj.mask.astype(np.uint8), size_wh,
-                          interpolation=cv2.INTER_NEAREST).astype(bool)
+        mask = cv2.resize(
+            obj.mask.astype(np.uint8), size_wh, interpolation=cv2.INTER_NEAREST
+        ).astype(bool)
         if mask.sum() >= 4:
             objects.append((obj.class_name, mask))
     return rgb, objects
@@ -182,23 +197,27 @@ def make_sample(rng: np.random.Generator, config, class_names: Sequence[str]) ->
         class_ids[i] = class_names.index(name)
         boxes[i] = (y1, x1, y2, x2)
         crop = mask[y1:y2, x1:x2].astype(np.float32)
-        mini_masks[:, :, i] = cv2.resize(crop, (mini_w, mini_h),
-                                         interpolation=cv2.INTER_LINEAR) >= 0.5
+        mini_masks[:, :, i] = (
+            cv2.resize(crop, (mini_w, mini_h), interpolation=cv2.INTER_LINEAR) >= 0.5
+        )
     # Every class is active: PixelLib's class loss ignores predictions of inactive classes.
-    meta = compose_image_meta(0, (h, w, 3), (size, size, 3), (0, 0, h, w), 1.0,
-                              np.ones(len(class_names), np.int32))
+    meta = compose_image_meta(
+        0, (h, w, 3), (size, size, 3), (0, 0, h, w), 1.0, np.ones(len(class_names), np.int32)
+    )
     return _Sample(image, meta, class_ids, boxes, mini_masks)
 
 
 def rpn_targets(anchors_px: np.ndarray, sample: _Sample, config) -> tuple[np.ndarray, np.ndarray]:
     """RPN match and deltas; an empty frame gets a balanced set of negative anchors only."""
     if len(sample.class_ids):
-        return build_rpn_targets(sample.image.shape, anchors_px, sample.class_ids,
-                                 sample.boxes, config)
+        return build_rpn_targets(
+            sample.image.shape, anchors_px, sample.class_ids, sample.boxes, config
+        )
     # build_rpn_targets takes argmax over zero GT boxes and fails on empty frames.
     match = np.zeros(len(anchors_px), np.int32)
-    negatives = np.random.choice(len(anchors_px), config.RPN_TRAIN_ANCHORS_PER_IMAGE // 2,
-                                 replace=False)
+    negatives = np.random.choice(
+        len(anchors_px), config.RPN_TRAIN_ANCHORS_PER_IMAGE // 2, replace=False
+    )
     match[negatives] = -1
     return match, np.zeros((config.RPN_TRAIN_ANCHORS_PER_IMAGE, 4))
 
@@ -206,13 +225,17 @@ def rpn_targets(anchors_px: np.ndarray, sample: _Sample, config) -> tuple[np.nda
 def pixel_anchors(config) -> np.ndarray:
     """The training graph's anchors, in pixels, in the order of its RPN outputs."""
     return mrcnn_utils.generate_pyramid_anchors(
-        config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
-        tinynet.compute_backbone_shape(config.IMAGE_SHAPE), config.BACKBONE_STRIDES,
-        config.RPN_ANCHOR_STRIDE)
+        config.RPN_ANCHOR_SCALES,
+        config.RPN_ANCHOR_RATIOS,
+        tinynet.compute_backbone_shape(config.IMAGE_SHAPE),
+        config.BACKBONE_STRIDES,
+        config.RPN_ANCHOR_STRIDE,
+    )
 
 
-def make_batch(rng: np.random.Generator, config, anchors_px: np.ndarray,
-               class_names: Sequence[str]) -> list[np.ndarray]:
+def make_batch(
+    rng: np.random.Generator, config, anchors_px: np.ndarray, class_names: Sequence[str]
+) -> list[np.ndarray]:
     """Inputs of PixelLib's training model for ``config.BATCH_SIZE`` fresh scenes."""
     n = config.BATCH_SIZE
     size = int(config.IMAGE_SHAPE[0])
@@ -253,7 +276,8 @@ def head_roi_sampling():
     def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, config):
         # All-zero (padding) rows of either input are trimmed by PixelLib's own graph.
         rois, class_ids, deltas, masks = original(
-            tf.concat([gt_boxes, proposals], axis=0), gt_class_ids, gt_boxes, gt_masks, config)
+            tf.concat([gt_boxes, proposals], axis=0), gt_class_ids, gt_boxes, gt_masks, config
+        )
         total = config.TRAIN_ROIS_PER_IMAGE
         real_proposals, _ = mrcnn_model.trim_zeros_graph(proposals, name="trim_background")
         real_boxes, _ = mrcnn_model.trim_zeros_graph(gt_boxes, name="trim_truth")
@@ -262,8 +286,7 @@ def head_roi_sampling():
         background = tf.gather(real_proposals, tf.where(best_iou < 0.5)[:, 0])
         # PixelLib puts its padding after the sampled ROIs; its targets there are already
         # zero (class 0 = background, no box delta, no mask loss).
-        n_sampled = tf.reduce_sum(tf.cast(tf.reduce_any(tf.not_equal(rois, 0.0), axis=1),
-                                          tf.int32))
+        n_sampled = tf.reduce_sum(tf.cast(tf.reduce_any(tf.not_equal(rois, 0.0), axis=1), tf.int32))
         extra = tf.random.shuffle(background)[: total - n_sampled]
         padding = tf.zeros([total - n_sampled - tf.shape(extra)[0], 4], rois.dtype)
         rois = tf.reshape(tf.concat([rois[:n_sampled], extra, padding], axis=0), [total, 4])
@@ -281,26 +304,35 @@ def compile_for_training(model, lr: float):
     keras_model, config = model.keras_model, model.config
     for name in LOSS_NAMES:
         output = keras_model.get_layer(name).output
-        keras_model.add_loss(tf.reduce_mean(output, keepdims=True)
-                             * config.LOSS_WEIGHTS.get(name, 1.0))
-    decay = [tf_keras.regularizers.l2(config.WEIGHT_DECAY)(w) / tf.cast(tf.size(w), tf.float32)
-             for w in keras_model.trainable_weights
-             if "gamma" not in w.name and "beta" not in w.name]
+        keras_model.add_loss(
+            tf.reduce_mean(output, keepdims=True) * config.LOSS_WEIGHTS.get(name, 1.0)
+        )
+    decay = [
+        tf_keras.regularizers.l2(config.WEIGHT_DECAY)(w) / tf.cast(tf.size(w), tf.float32)
+        for w in keras_model.trainable_weights
+        if "gamma" not in w.name and "beta" not in w.name
+    ]
     keras_model.add_loss(tf.add_n(decay))
-    optimizer = tf_keras.optimizers.legacy.Adam(learning_rate=lr,
-                                                clipnorm=config.GRADIENT_CLIP_NORM)
+    optimizer = tf_keras.optimizers.legacy.Adam(
+        learning_rate=lr, clipnorm=config.GRADIENT_CLIP_NORM
+    )
     keras_model.compile(optimizer=optimizer, loss=[None] * len(keras_model.outputs))
     for name in LOSS_NAMES:
         # Logged unweighted, so runs with different loss weights compare.
-        keras_model.add_metric(tf.reduce_mean(keras_model.get_layer(name).output),
-                               name=name, aggregation="mean")
+        keras_model.add_metric(
+            tf.reduce_mean(keras_model.get_layer(name).output), name=name, aggregation="mean"
+        )
     return optimizer
 
 
 def machine_info() -> dict[str, object]:
-    return {"platform": platform.platform(), "processor": platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "tensorflow": tf.__version__}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,9 +347,14 @@ def checkpoint_path(folder: Path, name: str, step: int) -> Path:
     return folder / f"{name}_step{step}.h5"
 
 
-def train(spec: ModelSpec, settings: TrainSettings, out: Path, *,
-          checkpoint_dir: Path | None = None,
-          on_log: Callable[[str], None] = print) -> TrainResult:
+def train(
+    spec: ModelSpec,
+    settings: TrainSettings,
+    out: Path,
+    *,
+    checkpoint_dir: Path | None = None,
+    on_log: Callable[[str], None] = print,
+) -> TrainResult:
     """Train from scratch and write ``out`` (weights of the training model, loadable by name).
 
     Checkpoints ``<checkpoint_dir>/shapes_step<N>.h5`` every ``settings.checkpoint_every``
@@ -327,8 +364,9 @@ def train(spec: ModelSpec, settings: TrainSettings, out: Path, *,
     tf.compat.v1.set_random_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     with head_roi_sampling():
-        model = segmenter.build_model(spec, mode="training", images_per_batch=settings.batch,
-                                      **train_overrides(settings))
+        model = segmenter.build_model(
+            spec, mode="training", images_per_batch=settings.batch, **train_overrides(settings)
+        )
     optimizer = compile_for_training(model, settings.lr)
     if settings.init_weights:
         model.keras_model.load_weights(settings.init_weights, by_name=True)
@@ -351,30 +389,37 @@ def train(spec: ModelSpec, settings: TrainSettings, out: Path, *,
         inputs = make_batch(rng, config, anchors_px, spec.class_names)
         with warnings.catch_warnings():
             # tf-keras's own graph-mode train function reads its deprecated `state_updates`.
-            warnings.filterwarnings("ignore", message="`Model.state_updates`",
-                                    category=UserWarning)
+            warnings.filterwarnings("ignore", message="`Model.state_updates`", category=UserWarning)
             values = np.atleast_1d(model.keras_model.train_on_batch(inputs, []))
         if not np.all(np.isfinite(values)):
-            raise FloatingPointError(f"step {step}: non-finite loss "
-                                     f"{dict(zip(metric_names, values.tolist(), strict=False))}")
+            raise FloatingPointError(
+                f"step {step}: non-finite loss "
+                f"{dict(zip(metric_names, values.tolist(), strict=False))}"
+            )
         window.append(values)
         if step % settings.log_every == 0 or step == settings.steps:
             mean = np.mean(window, axis=0)
             window = []
             last = {name: float(v) for name, v in zip(metric_names, mean, strict=False)}
             elapsed = time.monotonic() - started
-            on_log(f"step {step}/{settings.steps} {elapsed:.0f}s "
-                   f"({elapsed / step:.2f}s/step) lr {lr:g} "
-                   + " ".join(f"{k.replace('_loss', '')} {v:.3f}" for k, v in last.items()))
-        if (checkpoint_dir is not None and step % settings.checkpoint_every == 0
-                and step < settings.steps):
+            on_log(
+                f"step {step}/{settings.steps} {elapsed:.0f}s "
+                f"({elapsed / step:.2f}s/step) lr {lr:g} "
+                + " ".join(f"{k.replace('_loss', '')} {v:.3f}" for k, v in last.items())
+            )
+        if (
+            checkpoint_dir is not None
+            and step % settings.checkpoint_every == 0
+            and step < settings.steps
+        ):
             path = checkpoint_path(checkpoint_dir, spec.name, step)
             model.keras_model.save_weights(str(path))
             on_log(f"checkpoint {path}")
     model.keras_model.save_weights(str(out))
     wall = time.monotonic() - started
-    return TrainResult(replace(spec, weights=out, sha256=sha256_of(out)), settings.steps, wall,
-                       last)
+    return TrainResult(
+        replace(spec, weights=out, sha256=sha256_of(out)), settings.steps, wall, last
+    )
 
 
 def training_record(settings: TrainSettings, result: TrainResult, command: str) -> dict:
@@ -394,8 +439,15 @@ def training_record(settings: TrainSettings, result: TrainResult, command: str) 
 _DEFAULTS = TrainSettings(steps=1, seed=0)
 
 
-def check_paths(out: Path, card: Path, log_file: Path, init_weights: str | None,
-                checkpoint_dir: Path, steps: int, checkpoint_every: int) -> None:
+def check_paths(
+    out: Path,
+    card: Path,
+    log_file: Path,
+    init_weights: str | None,
+    checkpoint_dir: Path,
+    steps: int,
+    checkpoint_every: int,
+) -> None:
     """Refuse, before training starts, to write the weights, card, log or a checkpoint over
     ``--init-weights`` (resuming from a checkpoint of the same folder would overwrite it) or
     one output over another.
@@ -404,11 +456,14 @@ def check_paths(out: Path, card: Path, log_file: Path, init_weights: str | None,
         click.UsageError: naming both.
     """
     inputs = [("--init-weights", None if init_weights is None else Path(init_weights))]
-    checkpoints = [("a checkpoint", checkpoint_path(checkpoint_dir, "shapes", step))
-                   for step in range(checkpoint_every, steps, checkpoint_every)]
+    checkpoints = [
+        ("a checkpoint", checkpoint_path(checkpoint_dir, "shapes", step))
+        for step in range(checkpoint_every, steps, checkpoint_every)
+    ]
     try:
-        check_no_overwrite(inputs, [("--out", out), ("the model card", card),
-                                    ("--log-file", log_file)])
+        check_no_overwrite(
+            inputs, [("--out", out), ("the model card", card), ("--log-file", log_file)]
+        )
         if init_weights is not None:
             check_no_overwrite(inputs, checkpoints)
     except UsageError as error:
@@ -417,47 +472,105 @@ def check_paths(out: Path, card: Path, log_file: Path, init_weights: str | None,
 
 @click.command()
 @click.option("--steps", type=click.IntRange(min=1), default=1200, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True,
-              help="Training seed; evaluation uses seeds 999 and 12345, never train with them.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("models/shapes.h5"), show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Training seed; evaluation uses seeds 999 and 12345, never train with them.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("models/shapes.h5"),
+    show_default=True,
+)
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
-              show_default=True)
-@click.option("--lr-drop-fraction", type=click.FloatRange(0, 1), show_default=True,
-              default=_DEFAULTS.lr_drop_fraction,
-              help="The last share of the steps runs at a tenth of --lr (0: never).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option(
+    "--lr-drop-fraction",
+    type=click.FloatRange(0, 1),
+    show_default=True,
+    default=_DEFAULTS.lr_drop_fraction,
+    help="The last share of the steps runs at a tenth of --lr (0: never).",
+)
 @click.option("--input-size", type=click.IntRange(min=64), default=256, show_default=True)
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("/tmp/shapes_train"), show_default=True)
-@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also append progress lines here (default: <checkpoint-dir>/train.log).")
+@click.option(
+    "--checkpoint-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/tmp/shapes_train"),
+    show_default=True,
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also append progress lines here (default: <checkpoint-dir>/train.log).",
+)
 @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--head-bn", type=click.Choice(["frozen", "batch"]), default="frozen",
-              show_default=True, help="Batch norm mode of PixelLib's heads while training.")
-@click.option("--init-weights", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Start from these weights (loaded by layer name).")
-@click.option("--train-rois", type=click.IntRange(min=4), default=_DEFAULTS.train_rois_per_image,
-              show_default=True, help="ROIs per image sampled for the heads.")
-@click.option("--positive-ratio", type=click.FloatRange(min=0.05, max=1.0),
-              default=_DEFAULTS.roi_positive_ratio, show_default=True,
-              help="Share of positive ROIs among those sampled.")
-@click.option("--class-loss-weight", type=click.FloatRange(min=0, min_open=True),
-              default=_DEFAULTS.class_loss_weight, show_default=True,
-              help="Weight of the classifier's loss (the others have weight 1).")
-def main(*, steps: int, seed: int, out: Path, batch: int, lr: float, lr_drop_fraction: float,
-         input_size: int,
-         checkpoint_dir: Path, log_file: Path | None, log_every: int,
-         checkpoint_every: int, head_bn: str, init_weights: str | None, train_rois: int,
-         positive_ratio: float, class_loss_weight: float) -> None:
+@click.option(
+    "--head-bn",
+    type=click.Choice(["frozen", "batch"]),
+    default="frozen",
+    show_default=True,
+    help="Batch norm mode of PixelLib's heads while training.",
+)
+@click.option(
+    "--init-weights",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Start from these weights (loaded by layer name).",
+)
+@click.option(
+    "--train-rois",
+    type=click.IntRange(min=4),
+    default=_DEFAULTS.train_rois_per_image,
+    show_default=True,
+    help="ROIs per image sampled for the heads.",
+)
+@click.option(
+    "--positive-ratio",
+    type=click.FloatRange(min=0.05, max=1.0),
+    default=_DEFAULTS.roi_positive_ratio,
+    show_default=True,
+    help="Share of positive ROIs among those sampled.",
+)
+@click.option(
+    "--class-loss-weight",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_DEFAULTS.class_loss_weight,
+    show_default=True,
+    help="Weight of the classifier's loss (the others have weight 1).",
+)
+def main(
+    *,
+    steps: int,
+    seed: int,
+    out: Path,
+    batch: int,
+    lr: float,
+    lr_drop_fraction: float,
+    input_size: int,
+    checkpoint_dir: Path,
+    log_file: Path | None,
+    log_every: int,
+    checkpoint_every: int,
+    head_bn: str,
+    init_weights: str | None,
+    train_rois: int,
+    positive_ratio: float,
+    class_loss_weight: float,
+) -> None:
     """Train the shapes Mask R-CNN and write its weights and model card."""
     if input_size % segmenter.PAD_MULTIPLE:
-        raise click.BadParameter(f"must be a multiple of {segmenter.PAD_MULTIPLE}",
-                                 param_hint="--input-size")
+        raise click.BadParameter(
+            f"must be a multiple of {segmenter.PAD_MULTIPLE}", param_hint="--input-size"
+        )
     if seed in (999, 12345):
-        raise click.BadParameter("seeds 999 and 12345 are reserved for evaluation",
-                                 param_hint="--seed")
+        raise click.BadParameter(
+            "seeds 999 and 12345 are reserved for evaluation", param_hint="--seed"
+        )
     log_file = log_file or checkpoint_dir / "train.log"
     card = out.with_suffix(".json")
     check_paths(out, card, log_file, init_weights, checkpoint_dir, steps, checkpoint_every)
@@ -472,20 +585,26 @@ def main(*, steps: int, seed: int, out: Path, batch: int, lr: float, lr_drop_fra
         with log_file.open("a") as handle:
             handle.write(line + "\n")
 
-    settings = TrainSettings(steps=steps, seed=seed, batch=batch, lr=lr,
-                             lr_drop_fraction=lr_drop_fraction, log_every=log_every,
-                             checkpoint_every=checkpoint_every, head_bn=head_bn,
-                             init_weights=init_weights, train_rois_per_image=train_rois,
-                             roi_positive_ratio=positive_ratio,
-                             class_loss_weight=class_loss_weight)
+    settings = TrainSettings(
+        steps=steps,
+        seed=seed,
+        batch=batch,
+        lr=lr,
+        lr_drop_fraction=lr_drop_fraction,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every,
+        head_bn=head_bn,
+        init_weights=init_weights,
+        train_rois_per_image=train_rois,
+        roi_positive_ratio=positive_ratio,
+        class_loss_weight=class_loss_weight,
+    )
     echo(f"training: {command}")
     echo(json.dumps(machine_info()))
     spec = shapes_spec(out, input_size=input_size)
     result = train(spec, settings, out, checkpoint_dir=checkpoint_dir, on_log=echo)
-    write_card(result.spec, card, training=training_record(settings, result, command),
-               metrics=None)
-    echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {card} "
-         f"in {result.wall_time_s:.0f}s")
+    write_card(result.spec, card, training=training_record(settings, result, command), metrics=None)
+    echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {card} in {result.wall_time_s:.0f}s")
 
 
 if __name__ == "__main__":

@@ -266,9 +266,15 @@ def _empty_frame_flags(rng: np.random.Generator, n_frames: int, fraction: float)
     return flags
 
 
-def _new_actor(rng: np.random.Generator, others: Sequence[_Actor], *, entering: bool,
-               shape_hw: tuple[int, int], size_px: tuple[float, float],
-               background_grid: list[np.ndarray]) -> _Actor:
+def _new_actor(
+    rng: np.random.Generator,
+    others: Sequence[_Actor],
+    *,
+    entering: bool,
+    shape_hw: tuple[int, int],
+    size_px: tuple[float, float],
+    background_grid: list[np.ndarray],
+) -> _Actor:
     """A shape with its motion: anywhere inside the frame, or (``entering``) already mostly in
     view at a random edge, heading inwards; coloured apart from the background and ``others``."""
     h, w = shape_hw
@@ -347,8 +353,7 @@ def simulate_video(
         for i, actor in enumerate(actors):
             actors[i] = _step(actor, dt, rng, shape_hw)
             if not actors[i].bounces and not _shows_enough(actors[i].spec, shape_hw):
-                actors[i] = _new_actor(rng, actors[:i] + actors[i + 1 :], entering=True,
-                                       **placing)
+                actors[i] = _new_actor(rng, actors[:i] + actors[i + 1 :], entering=True, **placing)
 
 
 def _step(actor: _Actor, dt: float, rng: np.random.Generator, shape_hw: tuple[int, int]) -> _Actor:

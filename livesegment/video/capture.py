@@ -46,11 +46,14 @@ class CapturePolicy:
     reconnect_timeout_s: float = 10.0
 
     @classmethod
-    def for_source(cls, source: VideoSource, reconnect_timeout_s: float = 10.0
-                   ) -> CapturePolicy:
+    def for_source(cls, source: VideoSource, reconnect_timeout_s: float = 10.0) -> CapturePolicy:
         request = source.request
-        return cls(newest_wins=request.is_live, realtime=request.realtime,
-                   reconnect=request.can_reconnect, reconnect_timeout_s=reconnect_timeout_s)
+        return cls(
+            newest_wins=request.is_live,
+            realtime=request.realtime,
+            reconnect=request.can_reconnect,
+            reconnect_timeout_s=reconnect_timeout_s,
+        )
 
 
 class CaptureStats:
@@ -74,8 +77,13 @@ class CaptureThread:
     Use as a context manager; iterate ``frames()`` on the consumer side.
     """
 
-    def __init__(self, source: VideoSource, long_side: int, policy: CapturePolicy | None = None,
-                 queue_size: int = 4):
+    def __init__(
+        self,
+        source: VideoSource,
+        long_side: int,
+        policy: CapturePolicy | None = None,
+        queue_size: int = 4,
+    ):
         self.source = source
         self.long_side = long_side
         self.policy = policy or CapturePolicy()
@@ -84,8 +92,7 @@ class CaptureThread:
         self._queue: queue.Queue[Frame | _EndOfStream] = queue.Queue(maxsize=size)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="livesegment-capture",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="livesegment-capture", daemon=True)
 
     def __enter__(self) -> CaptureThread:
         self._thread.start()
@@ -135,8 +142,10 @@ class CaptureThread:
             self._stop.wait(min(delay_s, max(0.0, deadline - time.monotonic())))
             delay_s = min(delay_s * 2, 2.0)
         if not self._stop.is_set():
-            raise SourceError(f"{self.name} {why} and did not come back within "
-                              f"{timeout_s:.0f} s; check the camera or server and run again")
+            raise SourceError(
+                f"{self.name} {why} and did not come back within "
+                f"{timeout_s:.0f} s; check the camera or server and run again"
+            )
 
     def _run(self) -> None:
         error: BaseException | None = None
@@ -166,9 +175,13 @@ class CaptureThread:
                 if policy.realtime:
                     # Replay at the file's own pace; the wait is interruptible by stop().
                     self._stop.wait(max(0.0, started + time_s - time.monotonic()))
-                frame = Frame(index=index, time_s=time_s, bgr=bgr,
-                              rgb=to_model_rgb(bgr, self.long_side),
-                              captured_at=time.monotonic())
+                frame = Frame(
+                    index=index,
+                    time_s=time_s,
+                    bgr=bgr,
+                    rgb=to_model_rgb(bgr, self.long_side),
+                    captured_at=time.monotonic(),
+                )
                 self.stats.captured += 1
                 self.stats.fps.tick(frame.captured_at)
                 if policy.newest_wins:
@@ -180,8 +193,9 @@ class CaptureThread:
         finally:
             self._put_blocking(_EndOfStream(error))
 
-    def frames(self, timeout_s: float | None = None,
-               until: threading.Event | None = None) -> Iterator[Frame]:
+    def frames(
+        self, timeout_s: float | None = None, until: threading.Event | None = None
+    ) -> Iterator[Frame]:
         """Yield frames until the end or until ``until`` is set; re-raise the capture
         thread's exception, if any. Frames still queued then count as dropped at ``stop()``.
 
@@ -197,15 +211,18 @@ class CaptureThread:
                 item = self._queue.get(timeout=0.1)
             except queue.Empty:
                 if not self._thread.is_alive() and self._queue.empty():
-                    raise RuntimeError("capture thread ended without an end-of-stream marker"
-                                       ) from None
+                    raise RuntimeError(
+                        "capture thread ended without an end-of-stream marker"
+                    ) from None
                 waited_s += 0.1
                 if self.policy.reconnect and not warned and waited_s >= self.policy.watchdog_s:
                     warned = True
                     log.warning("%s: no new frame for %.0f s", self.name, waited_s)
                 if waited_s >= timeout_s:
-                    raise SourceError(f"{self.name} delivered no frame for {timeout_s:.0f} s; "
-                                      "check the camera or stream") from None
+                    raise SourceError(
+                        f"{self.name} delivered no frame for {timeout_s:.0f} s; "
+                        "check the camera or stream"
+                    ) from None
                 continue
             waited_s, warned = 0.0, False
             if isinstance(item, _EndOfStream):

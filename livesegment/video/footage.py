@@ -24,19 +24,19 @@ import numpy as np
 # larger: a 640x480 shapes frame becomes 160x120, where a 40 px shape is still 10 px across.
 WORK_SIDE = 160
 SHRINK = 4
-FLAT_RANGE = 5        # max-min per channel in a 3x3 window of a flat core
-GROW = 10             # a region takes in neighbours this close to its colour
-STEP = 30             # a step edge: this much colour difference just outside the region
-STEP_SHARE = 0.7      # of the ring outside the region
-TIGHT = 3             # a flat region: pixels this close to its colour ...
-TIGHT_SHARE = 0.75    # ... make up this share of it
+FLAT_RANGE = 5  # max-min per channel in a 3x3 window of a flat core
+GROW = 10  # a region takes in neighbours this close to its colour
+STEP = 30  # a step edge: this much colour difference just outside the region
+STEP_SHARE = 0.7  # of the ring outside the region
+TIGHT = 3  # a flat region: pixels this close to its colour ...
+TIGHT_SHARE = 0.75  # ... make up this share of it
 BACKGROUND_TIGHT_SHARE = 0.95  # a plain background (spans the frame) must be flatter still
 MIN_CORE_PX = 6
 MIN_REGION_PX = 12
-DARK_MAX = 30         # region colour whose every channel is at most this: a shadow
-BRIGHT_MIN = 225      # ... at least this: a clipped highlight
-GREY_SPREAD = 3       # channels this close: black-and-white footage, not a coloured shape
-CONTENT_STD = 6.0     # a frame whose grey level varies less than this shows nothing yet
+DARK_MAX = 30  # region colour whose every channel is at most this: a shadow
+BRIGHT_MIN = 225  # ... at least this: a clipped highlight
+GREY_SPREAD = 3  # channels this close: black-and-white footage, not a coloured shape
+CONTENT_STD = 6.0  # a frame whose grey level varies less than this shows nothing yet
 MAX_CORES = 60
 LOOSE_TIGHT = 5
 LOOSE_STEP = 60
@@ -82,8 +82,9 @@ def flat_shape_evidence(bgr: np.ndarray) -> bool:
             continue  # part of a region already grown from a larger core
         region, distance = _grow(pixels[window], core)
         claimed[window] |= region
-        if not _leaves(region, window, small.shape[:2]) and \
-                _is_flat_shape(region, distance, pixels[window], small.shape[:2]):
+        if not _leaves(region, window, small.shape[:2]) and _is_flat_shape(
+            region, distance, pixels[window], small.shape[:2]
+        ):
             return True
     return False
 
@@ -93,10 +94,12 @@ def _leaves(region: np.ndarray, window: tuple[slice, slice], shape_hw: tuple[int
     goes on (a gradient, shading), so it is no compact shape."""
     rows, cols = window
     height, width = region.shape
-    return bool((rows.start > 0 and region[:4].any())
-                or (rows.start + height < shape_hw[0] and region[-4:].any())
-                or (cols.start > 0 and region[:, :4].any())
-                or (cols.start + width < shape_hw[1] and region[:, -4:].any()))
+    return bool(
+        (rows.start > 0 and region[:4].any())
+        or (rows.start + height < shape_hw[0] and region[-4:].any())
+        or (cols.start > 0 and region[:, :4].any())
+        or (cols.start + width < shape_hw[1] and region[:, -4:].any())
+    )
 
 
 def _grow(pixels: np.ndarray, core: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,15 +113,19 @@ def _grow(pixels: np.ndarray, core: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.isin(labels, ids[ids != 0]), distance
 
 
-def _is_flat_shape(region: np.ndarray, distance: np.ndarray, pixels: np.ndarray,
-                   frame_hw: tuple[int, int]) -> bool:
+def _is_flat_shape(
+    region: np.ndarray, distance: np.ndarray, pixels: np.ndarray, frame_hw: tuple[int, int]
+) -> bool:
     height, width = frame_hw
     size = int(region.sum())
     if size < MIN_REGION_PX:
         return False
     colour = np.median(pixels[region], axis=0)
-    if colour.max() <= DARK_MAX or colour.min() >= BRIGHT_MIN \
-            or colour.max() - colour.min() <= GREY_SPREAD:
+    if (
+        colour.max() <= DARK_MAX
+        or colour.min() >= BRIGHT_MIN
+        or colour.max() - colour.min() <= GREY_SPREAD
+    ):
         return False
     tight = float((distance[region] <= TIGHT).mean())
     tight_loose = float((distance[region] <= LOOSE_TIGHT).mean())

@@ -159,12 +159,19 @@ def _check_image_file_output(output: Path, source: str) -> None:
     suffix = output.suffix.lower()
     kinds = ", ".join(IMAGE_SUFFIXES)
     if suffix in CONTAINER_SUFFIXES:
-        raise UsageError(f"the source {source} is an image, so the output is an image too; use "
-                         f"{kinds} (a video output needs a video source)", parameter="output",
-                         value=output)
+        raise UsageError(
+            f"the source {source} is an image, so the output is an image too; use "
+            f"{kinds} (a video output needs a video source)",
+            parameter="output",
+            value=output,
+        )
     if suffix not in IMAGE_SUFFIXES:
-        raise UsageError(f"unsupported file type {suffix or '(none)'} for an image source; use "
-                         f"{kinds} or an existing folder", parameter="output", value=output)
+        raise UsageError(
+            f"unsupported file type {suffix or '(none)'} for an image source; use "
+            f"{kinds} or an existing folder",
+            parameter="output",
+            value=output,
+        )
     check_output_path(output, "output")
 
 
@@ -174,26 +181,44 @@ def _check_folder_output(output: Path, source: str, count: int) -> None:
         _writable_folder(output, output)
         source_folder = Path(source).expanduser()
         if source_folder.is_dir() and os.path.samefile(source_folder, output):
-            raise UsageError("is the source folder: the annotated images would replace the "
-                             "originals, so choose another folder", parameter="output",
-                             value=output)
+            raise UsageError(
+                "is the source folder: the annotated images would replace the "
+                "originals, so choose another folder",
+                parameter="output",
+                value=output,
+            )
         return
     if suffix in IMAGE_SUFFIXES or suffix in CONTAINER_SUFFIXES:
-        raise UsageError(f"the source {source} is {count} images, so the output must be a "
-                         f"folder (one annotated image per input), e.g. "
-                         f"{output.with_suffix('')}/", parameter="output", value=output)
+        raise UsageError(
+            f"the source {source} is {count} images, so the output must be a "
+            f"folder (one annotated image per input), e.g. "
+            f"{output.with_suffix('')}/",
+            parameter="output",
+            value=output,
+        )
     if output.exists():
-        raise UsageError(f"is a file; the source {source} needs a folder for its annotated "
-                         "images", parameter="output", value=output)
+        raise UsageError(
+            f"is a file; the source {source} needs a folder for its annotated images",
+            parameter="output",
+            value=output,
+        )
     parent = output.parent if str(output.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"folder {parent} does not exist; create it first (only "
-                          f"{output.name} itself is created)", parameter="output", value=output)
+        raise OutputError(
+            f"folder {parent} does not exist; create it first (only "
+            f"{output.name} itself is created)",
+            parameter="output",
+            value=output,
+        )
     _writable_folder(parent, output)
 
 
-def check_image_outputs(entries: Sequence[ImageEntry], outputs: ImageOutputs,
-                        json_path: Path | None, protected: Sequence[Named] = ()) -> None:
+def check_image_outputs(
+    entries: Sequence[ImageEntry],
+    outputs: ImageOutputs,
+    json_path: Path | None,
+    protected: Sequence[Named] = (),
+) -> None:
     """Refuse, before anything is written, any output that is an input image, one of the
     ``protected`` files (the model's), or another output.
 

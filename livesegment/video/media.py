@@ -38,8 +38,7 @@ CONTAINER_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
 # A fragment per keyframe (one a second, see KEYFRAME_INTERVAL_S) and a flush per packet: a
 # killed process leaves a file that plays up to its last complete fragment. Shorter fragments
 # (one per frame) make FFmpeg guess sample durations and garble timestamps.
-FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof",
-                  "flush_packets": "1"}
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 KEYFRAME_INTERVAL_S = 1.0
 # Used when the source does not report a frame rate (some containers, live rates not measured).
 FALLBACK_FPS = 30
@@ -75,15 +74,17 @@ class MediaReader:
         stride: return every Nth decoded frame.
     """
 
-    def __init__(self, path: Path, start_s: float = 0.0, end_s: float | None = None,
-                 stride: int = 1):
+    def __init__(
+        self, path: Path, start_s: float = 0.0, end_s: float | None = None, stride: int = 1
+    ):
         self.path = Path(path)
         self.start_s, self.end_s, self.stride = start_s, end_s, stride
         try:
             self.container = av.open(str(self.path))
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
-            raise SourceError(f"{self.path}: not a readable video ({_reason(error)}); "
-                              "check the file") from error
+            raise SourceError(
+                f"{self.path}: not a readable video ({_reason(error)}); check the file"
+            ) from error
         if not self.container.streams.video:
             self.container.close()
             raise SourceError(f"{self.path}: has no video stream")
@@ -208,10 +209,14 @@ def pick_encoder(codec: str) -> str:
                 return name
             except (av.error.FFmpegError, ValueError):
                 continue
-    known = ", ".join(name for name in CODECS if any(n in av.codecs_available
-                                                     for n in CODECS[name]))
-    raise UsageError(f"no encoder for it in this FFmpeg build; available: {known}",
-                     parameter="codec", value=codec)
+    known = ", ".join(
+        name for name in CODECS if any(n in av.codecs_available for n in CODECS[name])
+    )
+    raise UsageError(
+        f"no encoder for it in this FFmpeg build; available: {known}",
+        parameter="codec",
+        value=codec,
+    )
 
 
 def even_size(size_wh: tuple[int, int]) -> tuple[int, int]:
@@ -239,36 +244,54 @@ class MediaWriter:
         audio_start_s / audio_end_s: the part of the source's audio to keep.
     """
 
-    def __init__(self, path: Path, size_wh: tuple[int, int], rate: Fraction | float,
-                 codec: str = "h264", *, audio_from: Path | None = None,
-                 audio_start_s: float = 0.0, audio_end_s: float | None = None):
+    def __init__(
+        self,
+        path: Path,
+        size_wh: tuple[int, int],
+        rate: Fraction | float,
+        codec: str = "h264",
+        *,
+        audio_from: Path | None = None,
+        audio_start_s: float = 0.0,
+        audio_end_s: float | None = None,
+    ):
         self.path = Path(path)
         self.size_wh = size_wh
-        self.rate = Fraction(rate).limit_denominator(1001) if not isinstance(rate, Fraction) \
-            else rate
+        self.rate = (
+            Fraction(rate).limit_denominator(1001) if not isinstance(rate, Fraction) else rate
+        )
         encoder = pick_encoder(codec)
         options = FRAGMENTED_MP4 if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else {}
         self._options = dict(options)
         try:
             self.container = av.open(str(self.path), "w", options=dict(options))
         except (av.error.FFmpegError, OSError) as error:
-            raise OutputError(f"cannot create ({_reason(error)})", parameter="output",
-                              value=self.path) from error
+            raise OutputError(
+                f"cannot create ({_reason(error)})", parameter="output", value=self.path
+            ) from error
         try:
-            self.stream = self.container.add_stream(encoder, rate=self.rate,
-                                                    options=_encoder_options(encoder))
+            self.stream = self.container.add_stream(
+                encoder, rate=self.rate, options=_encoder_options(encoder)
+            )
             self.stream.width, self.stream.height = even_size(size_wh)
             self.stream.pix_fmt = "yuvj420p" if encoder == "mjpeg" else "yuv420p"
-            self.stream.codec_context.gop_size = max(1, round(float(self.rate)
-                                                              * KEYFRAME_INTERVAL_S))
-            self.time_base = Fraction(1, self.rate.numerator) \
-                if self.rate.numerator <= 1_000_000 else Fraction(1, 90000)
+            self.stream.codec_context.gop_size = max(
+                1, round(float(self.rate) * KEYFRAME_INTERVAL_S)
+            )
+            self.time_base = (
+                Fraction(1, self.rate.numerator)
+                if self.rate.numerator <= 1_000_000
+                else Fraction(1, 90000)
+            )
             self.stream.time_base = self.time_base
             self.stream.codec_context.time_base = self.time_base
         except (av.error.FFmpegError, ValueError) as error:
             self.container.close()
-            raise OutputError(f"{encoder} cannot be used here ({_reason(error)}); try the "
-                              "mpeg4 codec", parameter="output", value=self.path) from error
+            raise OutputError(
+                f"{encoder} cannot be used here ({_reason(error)}); try the mpeg4 codec",
+                parameter="output",
+                value=self.path,
+            ) from error
         self.audio = None
         if audio_from is not None:
             self.audio = self._add_audio(audio_from, audio_start_s, audio_end_s, size_wh)
@@ -286,25 +309,34 @@ class MediaWriter:
             self.container.start_encoding()
         except (av.error.FFmpegError, OSError, ValueError) as error:
             self.container.close()
-            raise OutputError(f"cannot write this file ({_reason(error)})", parameter="output",
-                              value=self.path) from error
+            raise OutputError(
+                f"cannot write this file ({_reason(error)})", parameter="output", value=self.path
+            ) from error
 
-    def _add_audio(self, source: Path, start_s: float, end_s: float | None,
-                   size_wh: tuple[int, int]) -> _AudioTrack:
+    def _add_audio(
+        self, source: Path, start_s: float, end_s: float | None, size_wh: tuple[int, int]
+    ) -> _AudioTrack:
         """Copy the source's audio unchanged when the container takes it, else as AAC."""
         track = _AudioTrack(source, self.container, start_s, end_s, transcode=False)
         try:
             self.container.start_encoding()
             return track
         except (av.error.FFmpegError, OSError, ValueError) as error:
-            log.info("%s: audio cannot be copied into %s (%s); encoding it as AAC",
-                     source, self.path.suffix, _reason(error))
+            log.info(
+                "%s: audio cannot be copied into %s (%s); encoding it as AAC",
+                source,
+                self.path.suffix,
+                _reason(error),
+            )
             track.close()
         # A container whose header failed cannot take more streams: start again.
         self.container.close()
         self.container = av.open(str(self.path), "w", options=dict(self._options))
-        video = self.container.add_stream(self.stream.codec_context.name, rate=self.rate,
-                                          options=_encoder_options(self.stream.codec_context.name))
+        video = self.container.add_stream(
+            self.stream.codec_context.name,
+            rate=self.rate,
+            options=_encoder_options(self.stream.codec_context.name),
+        )
         video.width, video.height = even_size(size_wh)
         video.pix_fmt = self.stream.pix_fmt
         video.codec_context.gop_size = self.stream.codec_context.gop_size
@@ -326,9 +358,12 @@ class MediaWriter:
         ``time_s`` None means the next frame at the constant rate.
         """
         if (bgr.shape[1], bgr.shape[0]) != self.size_wh:
-            raise OutputError(f"frame {bgr.shape[1]}x{bgr.shape[0]} does not match the "
-                              f"video's {self.size_wh[0]}x{self.size_wh[1]}", parameter="output",
-                              value=self.path)
+            raise OutputError(
+                f"frame {bgr.shape[1]}x{bgr.shape[0]} does not match the "
+                f"video's {self.size_wh[0]}x{self.size_wh[1]}",
+                parameter="output",
+                value=self.path,
+            )
         padded_w, padded_h = even_size(self.size_wh)
         if (padded_w, padded_h) != self.size_wh:
             canvas = np.zeros((padded_h, padded_w, 3), np.uint8)
@@ -364,10 +399,14 @@ class MediaWriter:
             action()
         except (av.error.FFmpegError, OSError) as error:
             code = getattr(error, "errno", None)
-            reason = "no space left on device" if code in (errno.ENOSPC, errno.EFBIG) \
-                else _reason(error)
-            raise OutputError(f"write failed ({reason}); {self.frames_durable} frames before "
-                              "it are kept", parameter="output", value=self.path) from error
+            reason = (
+                "no space left on device" if code in (errno.ENOSPC, errno.EFBIG) else _reason(error)
+            )
+            raise OutputError(
+                f"write failed ({reason}); {self.frames_durable} frames before it are kept",
+                parameter="output",
+                value=self.path,
+            ) from error
 
     def close(self) -> None:
         """Flush the encoder and finish the file; safe to call twice and after errors."""
@@ -400,8 +439,7 @@ class _AudioTrack:
     """The source's audio, interleaved with the video by time: packets copied unchanged, or
     decoded and encoded as AAC when the output container cannot hold the source's codec."""
 
-    def __init__(self, source: Path, output, start_s: float, end_s: float | None,
-                 transcode: bool):
+    def __init__(self, source: Path, output, start_s: float, end_s: float | None, transcode: bool):
         self.input = av.open(str(source))
         self.in_stream = self.input.streams.audio[0]
         self.output = output
@@ -409,10 +447,12 @@ class _AudioTrack:
         if transcode:
             rate = self.in_stream.codec_context.sample_rate or 48000
             self.out_stream = output.add_stream("aac", rate=rate)
-            self.out_stream.layout = "stereo" if (self.in_stream.codec_context.channels or 2) > 1 \
-                else "mono"
-            self._resampler = av.AudioResampler(format="fltp", layout=self.out_stream.layout,
-                                                rate=rate)
+            self.out_stream.layout = (
+                "stereo" if (self.in_stream.codec_context.channels or 2) > 1 else "mono"
+            )
+            self._resampler = av.AudioResampler(
+                format="fltp", layout=self.out_stream.layout, rate=rate
+            )
             # The AAC encoder emits AAC_PRIMING_SAMPLES of priming first; starting our samples
             # after them keeps every timestamp non-negative, so FFmpeg does not shift the whole
             # file (which would stretch the first video frame). Audio lags by 21 ms at 48 kHz.
@@ -421,8 +461,9 @@ class _AudioTrack:
             self.out_stream = output.add_stream_from_template(self.in_stream)
         self.start_s, self.end_s = start_s, end_s
         if start_s > 0:
-            self.input.seek(int(start_s / self.in_stream.time_base), stream=self.in_stream,
-                            backward=True)
+            self.input.seek(
+                int(start_s / self.in_stream.time_base), stream=self.in_stream, backward=True
+            )
         self._packets = self.input.demux(self.in_stream)
         self._pending = None
         self.finished = False

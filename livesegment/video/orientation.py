@@ -62,8 +62,11 @@ class Orientation:
         angle = -math.degrees(math.atan2(b, a))
         off_by = abs((angle + 45) % 90 - 45)
         if off_by > RIGHT_ANGLE_TOLERANCE_DEG:
-            log.warning("the video's display matrix rotates by %.1f°, not a multiple of 90°; "
-                        "using the nearest right angle", angle)
+            log.warning(
+                "the video's display matrix rotates by %.1f°, not a multiple of 90°; "
+                "using the nearest right angle",
+                angle,
+            )
         if abs(a) + abs(d) >= abs(b) + abs(c):
             # Axes kept: x' = a*x, y' = d*y.
             return cls(transpose=False, flip_x=a < 0, flip_y=d < 0)
@@ -102,8 +105,12 @@ class Orientation:
             turn, mirrored = (270 if self.flip_y else 90), self.flip_x == self.flip_y
         else:
             turn, mirrored = (180 if self.flip_y else 0), self.flip_x != self.flip_y
-        words = {0: "", 90: "rotated 90° clockwise", 180: "rotated 180°",
-                 270: "rotated 90° counter-clockwise"}[turn]
+        words = {
+            0: "",
+            90: "rotated 90° clockwise",
+            180: "rotated 180°",
+            270: "rotated 90° counter-clockwise",
+        }[turn]
         if mirrored:
             words = f"{words}, mirrored" if words else "mirrored"
         return words or "upright"

@@ -67,15 +67,27 @@ class SourceRequest:
         return self.kind in ("image", "images")
 
 
-def parse_source(text: str, *, realtime: bool = False,
-                 camera_size_wh: tuple[int, int] | None = None,
-                 camera_fps: float | None = None, start_s: float = 0.0,
-                 end_s: float | None = None, stride: int = 1) -> SourceRequest:
+def parse_source(
+    text: str,
+    *,
+    realtime: bool = False,
+    camera_size_wh: tuple[int, int] | None = None,
+    camera_fps: float | None = None,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    stride: int = 1,
+) -> SourceRequest:
     """Classify ``text``: a bare integer is a camera index, a URL a stream, a folder or a glob
     pattern (``photos/*.jpg``, not an existing file) a set of images, else a file."""
     text = text.strip()
-    extra = {"realtime": realtime, "camera_size_wh": camera_size_wh, "camera_fps": camera_fps,
-             "start_s": start_s, "end_s": end_s, "stride": stride}
+    extra = {
+        "realtime": realtime,
+        "camera_size_wh": camera_size_wh,
+        "camera_fps": camera_fps,
+        "start_s": start_s,
+        "end_s": end_s,
+        "stride": stride,
+    }
     if re.fullmatch(r"\d{1,3}", text):
         return SourceRequest("camera", int(text), **extra)
     if text.lower().startswith(STREAM_SCHEMES):
@@ -96,9 +108,15 @@ class VideoSource:
     sources can ``reopen()``. Close with ``release()``.
     """
 
-    def __init__(self, request: SourceRequest, info: VideoInfo,
-                 capture: cv2.VideoCapture | None, first_bgr: np.ndarray,
-                 media: MediaReader | None = None, first: DecodedFrame | None = None):
+    def __init__(
+        self,
+        request: SourceRequest,
+        info: VideoInfo,
+        capture: cv2.VideoCapture | None,
+        first_bgr: np.ndarray,
+        media: MediaReader | None = None,
+        first: DecodedFrame | None = None,
+    ):
         self.request = request
         self.info = info
         self.capture = capture
@@ -177,13 +195,16 @@ class ImageSource(VideoSource):
         if first is None:
             if len(entries) == 1:
                 raise SourceError(self.unreadable[0][1])
-            raise SourceError(f"{request.target}: none of its {len(entries)} images could be "
-                              f"read (first: {self.unreadable[0][1]})")
+            raise SourceError(
+                f"{request.target}: none of its {len(entries)} images could be "
+                f"read (first: {self.unreadable[0][1]})"
+            )
         bgr = first[2]
         height, width = bgr.shape[:2]
         name = entries[0].name if len(entries) == 1 else str(request.target)
-        info = VideoInfo(name=name, size_wh=(width, height), fps=0.0,
-                         frame_count=len(entries), is_live=False)
+        info = VideoInfo(
+            name=name, size_wh=(width, height), fps=0.0, frame_count=len(entries), is_live=False
+        )
         super().__init__(request, info, None, bgr)
         self._first = first
         self._read_ok = 1
@@ -222,11 +243,15 @@ class ImageSource(VideoSource):
         """One line naming the images that could not be read, or None."""
         if not self.unreadable:
             return None
-        shown = [f"{entry.name} ({reason.removeprefix(f'{entry.path}: ')})"
-                 for entry, reason in self.unreadable[:3]]
+        shown = [
+            f"{entry.name} ({reason.removeprefix(f'{entry.path}: ')})"
+            for entry, reason in self.unreadable[:3]
+        ]
         more = len(self.unreadable) - len(shown)
-        return (f"{len(self.unreadable)} of {len(self.entries)} images could not be read and "
-                f"were skipped: {'; '.join(shown)}" + (f"; and {more} more" if more else ""))
+        return (
+            f"{len(self.unreadable)} of {len(self.entries)} images could not be read and "
+            f"were skipped: {'; '.join(shown)}" + (f"; and {more} more" if more else "")
+        )
 
     def reopen(self) -> bool:
         return False
@@ -251,7 +276,7 @@ def sanitised_fps(reported: float) -> float:
 
 
 def probe_camera(index: int, timeout_s: float = CAMERA_TIMEOUT_S) -> str:
-    """"delivers frames", "opens but gives no frame", "absent", or a timeout note."""
+    """ "delivers frames", "opens but gives no frame", "absent", or a timeout note."""
     outcome: list[str] = []
 
     def probe() -> None:
@@ -261,16 +286,16 @@ def probe_camera(index: int, timeout_s: float = CAMERA_TIMEOUT_S) -> str:
                 if not capture.isOpened():
                     outcome.append("absent")
                 else:
-                    outcome.append("delivers frames" if capture.read()[0]
-                                   else "opens but gives no frame")
+                    outcome.append(
+                        "delivers frames" if capture.read()[0] else "opens but gives no frame"
+                    )
             finally:
                 capture.release()
         except cv2.error as error:
             outcome.append(f"OpenCV error ({error.msg.strip()})")
 
     # A driver can block in open(); the probe thread is abandoned rather than waited for.
-    thread = threading.Thread(target=probe, name=f"livesegment-camera-probe-{index}",
-                              daemon=True)
+    thread = threading.Thread(target=probe, name=f"livesegment-camera-probe-{index}", daemon=True)
     thread.start()
     thread.join(timeout_s)
     return outcome[0] if outcome else f"no answer within {timeout_s:.0f} s"
@@ -284,8 +309,12 @@ def cameras_that_open(indices=CAMERA_PROBE_INDICES) -> list[int]:
 def _open_capture(request: SourceRequest) -> tuple[cv2.VideoCapture, np.ndarray]:
     target = request.target
     if request.kind == "stream":
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(STREAM_OPEN_TIMEOUT_S * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(STREAM_READ_TIMEOUT_S * 1000)]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(STREAM_OPEN_TIMEOUT_S * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(STREAM_READ_TIMEOUT_S * 1000),
+        ]
         capture = cv2.VideoCapture(str(target), cv2.CAP_FFMPEG, params)
         # A stream (an MP4 over HTTP from a phone) can carry a display rotation; OpenCV's
         # FFmpeg backend applies it when asked (right angles only, no mirroring). It is not
@@ -301,27 +330,37 @@ def _open_capture(request: SourceRequest) -> tuple[cv2.VideoCapture, np.ndarray]
     ok, first = capture.read()
     if not ok or first is None:
         capture.release()
-        raise SourceError(f"{_describe(request)} opened but delivered no frame "
-                          "(in use by another program, or no signal?)")
+        raise SourceError(
+            f"{_describe(request)} opened but delivered no frame "
+            "(in use by another program, or no signal?)"
+        )
     return capture, first
 
 
 def _describe(request: SourceRequest) -> str:
-    return {"camera": f"camera {request.target}", "device": f"camera {request.target}",
-            "stream": f"stream {request.target}"}.get(request.kind, str(request.target))
+    return {
+        "camera": f"camera {request.target}",
+        "device": f"camera {request.target}",
+        "stream": f"stream {request.target}",
+    }.get(request.kind, str(request.target))
 
 
 def _open_failure(request: SourceRequest) -> str:
     if request.kind == "camera":
         others = [i for i in cameras_that_open() if i != request.target]
-        hint = (f"cameras that open: {', '.join(map(str, others))}" if others
-                else "no camera opens on this machine (checked indices "
-                f"{CAMERA_PROBE_INDICES.start}-{CAMERA_PROBE_INDICES.stop - 1})")
+        hint = (
+            f"cameras that open: {', '.join(map(str, others))}"
+            if others
+            else "no camera opens on this machine (checked indices "
+            f"{CAMERA_PROBE_INDICES.start}-{CAMERA_PROBE_INDICES.stop - 1})"
+        )
         return f"could not open camera {request.target} (missing or in use?); {hint}"
     if request.kind == "device":
         return f"could not open camera {request.target} (missing or in use?)"
-    return (f"could not open stream {request.target} within {STREAM_OPEN_TIMEOUT_S:.0f} s "
-            "(server down, wrong URL, or a format FFmpeg cannot read)")
+    return (
+        f"could not open stream {request.target} within {STREAM_OPEN_TIMEOUT_S:.0f} s "
+        "(server down, wrong URL, or a format FFmpeg cannot read)"
+    )
 
 
 def _apply_camera_settings(capture: cv2.VideoCapture, request: SourceRequest) -> None:
@@ -329,17 +368,21 @@ def _apply_camera_settings(capture: cv2.VideoCapture, request: SourceRequest) ->
         width, height = request.camera_size_wh
         capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
-        got = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
-               int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        got = (
+            int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
         if got != (width, height):
-            log.warning("camera ignored --camera-size %dx%d and delivers %dx%d", width, height,
-                        *got)
+            log.warning(
+                "camera ignored --camera-size %dx%d and delivers %dx%d", width, height, *got
+            )
     if request.camera_fps:
         capture.set(cv2.CAP_PROP_FPS, request.camera_fps)
         got_fps = capture.get(cv2.CAP_PROP_FPS)
         if abs(got_fps - request.camera_fps) > 0.5:
-            log.warning("camera ignored --camera-fps %g and reports %g fps", request.camera_fps,
-                        got_fps)
+            log.warning(
+                "camera ignored --camera-fps %g and reports %g fps", request.camera_fps, got_fps
+            )
 
 
 def _check_path(request: SourceRequest) -> None:
@@ -371,23 +414,34 @@ def open_source(request: SourceRequest | str) -> VideoSource:
         return _open_file(request)
     capture, first = _open_capture(request)
     height, width = first.shape[:2]
-    info = VideoInfo(name=_describe(request), size_wh=(width, height),
-                     fps=sanitised_fps(capture.get(cv2.CAP_PROP_FPS)), frame_count=None,
-                     is_live=request.is_live)
-    log.info("opened %s: %dx%d, %.3f fps, %s frames", info.name, width, height, info.fps,
-             info.frame_count)
+    info = VideoInfo(
+        name=_describe(request),
+        size_wh=(width, height),
+        fps=sanitised_fps(capture.get(cv2.CAP_PROP_FPS)),
+        frame_count=None,
+        is_live=request.is_live,
+    )
+    log.info(
+        "opened %s: %dx%d, %.3f fps, %s frames",
+        info.name,
+        width,
+        height,
+        info.fps,
+        info.frame_count,
+    )
     return VideoSource(request, info, capture, first)
 
 
 def _open_file(request: SourceRequest) -> VideoSource:
-    media = MediaReader(Path(str(request.target)), request.start_s, request.end_s,
-                        request.stride)
+    media = MediaReader(Path(str(request.target)), request.start_s, request.end_s, request.stride)
     first = media.read()
     if first is None:
         media.close()
         where = f" after {request.start_s:g} s" if request.start_s else ""
-        raise SourceError(f"{request.target}: no frame could be decoded{where} "
-                          "(corrupt, truncated or not a video)")
+        raise SourceError(
+            f"{request.target}: no frame could be decoded{where} "
+            "(corrupt, truncated or not a video)"
+        )
     height, width = first.bgr.shape[:2]
     info = VideoInfo(
         name=Path(str(request.target)).name,
@@ -398,7 +452,14 @@ def _open_file(request: SourceRequest) -> VideoSource:
         rate=media.rate,
         has_audio=media.has_audio,
     )
-    log.info("opened %s: %dx%d, %s fps, %s frames claimed, audio: %s, display: %s", info.name,
-             width, height, media.rate, info.frame_count, info.has_audio,
-             media.orientation.describe())
+    log.info(
+        "opened %s: %dx%d, %s fps, %s frames claimed, audio: %s, display: %s",
+        info.name,
+        width,
+        height,
+        media.rate,
+        info.frame_count,
+        info.has_audio,
+        media.orientation.describe(),
+    )
     return VideoSource(request, info, None, None, media=media, first=first)

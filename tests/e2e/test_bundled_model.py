@@ -17,12 +17,15 @@ from livesegment.model.cards import read_weights_file, resolve_model
 def test_default_run_finds_shapes_and_explains_empty_frames(tmp_path):
     needs_bundled_model()
     out, dets = tmp_path / "sample.mp4", tmp_path / "sample.jsonl"
-    result = run_cli("run", str(SAMPLE_VIDEO), "--no-display", "--output", str(out),
-                     "--json", str(dets))
+    result = run_cli(
+        "run", str(SAMPLE_VIDEO), "--no-display", "--output", str(out), "--json", str(dets)
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    truth = {record.frame: record for record in
-             load_jsonl_frames(SAMPLE_VIDEO.with_suffix(".truth.jsonl"))}
+    truth = {
+        record.frame: record
+        for record in load_jsonl_frames(SAMPLE_VIDEO.with_suffix(".truth.jsonl"))
+    }
     lines = [json.loads(line) for line in dets.read_text().splitlines()][:-1]
     assert len(lines) == len(truth) == 90
     with_shapes = [line for line in lines if truth[line["frame"]].instances]

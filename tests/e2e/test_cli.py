@@ -29,9 +29,19 @@ def _one_line_error(result, code: int, *needles: str) -> None:
 def test_run_writes_video_and_jsonl_matching_the_input(tmp_path, video_factory, tiny_model):
     source = video_factory(15, (200, 150), 23.976)
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
-    result = run_cli("run", str(source), "--model", str(tiny_model.with_suffix(".h5")),
-                     "--output", str(out), "--json", str(dets), "--no-display",
-                     "--threshold", "0.0")
+    result = run_cli(
+        "run",
+        str(source),
+        "--model",
+        str(tiny_model.with_suffix(".h5")),
+        "--output",
+        str(out),
+        "--json",
+        str(dets),
+        "--no-display",
+        "--threshold",
+        "0.0",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == "", "a default run prints nothing on stderr (no TensorFlow logs)"
     assert "frames processed: 15" in result.stdout
@@ -83,13 +93,16 @@ def _wrong_classes(tmp_path, tiny_model):
     return str(spec.weights)
 
 
-@pytest.mark.parametrize(("case", "needle"), [
-    ("wrong_classes", "has 6 classes (BG + 5) but the card lists 3"),
-    ("layer_removed", "missing layers: mrcnn_mask_conv1"),
-    ("random_bytes", "not an HDF5 file"),
-    ("truncated", "truncated weights file"),
-    ("empty", "weights file is empty"),
-])
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("wrong_classes", "has 6 classes (BG + 5) but the card lists 3"),
+        ("layer_removed", "missing layers: mrcnn_mask_conv1"),
+        ("random_bytes", "not an HDF5 file"),
+        ("truncated", "truncated weights file"),
+        ("empty", "weights file is empty"),
+    ],
+)
 def test_bad_model_files_exit_1_with_one_line(tmp_path, video_factory, tiny_model, case, needle):
     source = video_factory(3)
     if case == "wrong_classes":
@@ -100,8 +113,13 @@ def test_bad_model_files_exit_1_with_one_line(tmp_path, video_factory, tiny_mode
     else:
         path = tmp_path / f"{case}.h5"
         data = tiny_model.with_suffix(".h5").read_bytes()
-        path.write_bytes({"random_bytes": np.random.default_rng(0).bytes(50_000),
-                          "truncated": data[: len(data) // 3], "empty": b""}[case])
+        path.write_bytes(
+            {
+                "random_bytes": np.random.default_rng(0).bytes(50_000),
+                "truncated": data[: len(data) // 3],
+                "empty": b"",
+            }[case]
+        )
         model = str(path)
     out = tmp_path / "out.mp4"
     result = run_cli("run", str(source), "--model", model, "--no-display", "--output", str(out))
@@ -110,20 +128,30 @@ def test_bad_model_files_exit_1_with_one_line(tmp_path, video_factory, tiny_mode
 
 
 def test_unknown_class_is_a_usage_error_with_suggestions(video_factory, tiny_model):
-    result = run_cli("run", str(video_factory(3)), "--model", str(tiny_model.with_suffix(".h5")),
-                     "--classes", "circel", "--no-display")
+    result = run_cli(
+        "run",
+        str(video_factory(3)),
+        "--model",
+        str(tiny_model.with_suffix(".h5")),
+        "--classes",
+        "circel",
+        "--no-display",
+    )
     assert result.returncode == 2
     assert "unknown class 'circel'" in result.stderr and "did you mean circle" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["run", "missing.avi"], "missing.avi: no such file"),
-    (["run", "{text}"], "not a readable video (Invalid data"),
-    (["run", "{video}", "--output", "/nonexistent-dir/out.mp4"], "does not exist"),
-    (["run", "{video}", "--json", "{tmp}"], "is a folder"),
-    (["run", "{video}", "--model", "no-such-model"], "unknown model 'no-such-model'"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "missing.avi"], "missing.avi: no such file"),
+        (["run", "{text}"], "not a readable video (Invalid data"),
+        (["run", "{video}", "--output", "/nonexistent-dir/out.mp4"], "does not exist"),
+        (["run", "{video}", "--json", "{tmp}"], "is a folder"),
+        (["run", "{video}", "--model", "no-such-model"], "unknown model 'no-such-model'"),
+    ],
+)
 def test_bad_input_exits_1_fast(tmp_path, video_factory, tiny_model, args, needle):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video\n")
@@ -149,8 +177,10 @@ def test_display_without_a_screen_fails_fast(video_factory, tiny_model, monkeypa
         monkeypatch.delenv("DISPLAY", raising=False)
     else:  # set but unreachable: Qt would abort the process, so we must refuse first
         monkeypatch.setenv("DISPLAY", display)
-    result = CliRunner().invoke(main, ["run", str(video_factory(3)), "--display",
-                                       "--model", str(tiny_model.with_suffix(".h5"))])
+    result = CliRunner().invoke(
+        main,
+        ["run", str(video_factory(3)), "--display", "--model", str(tiny_model.with_suffix(".h5"))],
+    )
     assert result.exit_code == 1
     assert "no display available" in result.output and "--no-display" in result.output
 

@@ -68,10 +68,8 @@ def jsonl(path: Path) -> tuple[list[dict], dict]:
 def assert_one_circle_at(line: dict, center_xy: tuple[float, float], tolerance: float = 8):
     assert [det["class"] for det in line["detections"]] == ["circle"], line
     x1, y1, x2, y2 = line["detections"][0]["box"]
-    assert abs((x1 + x2) / 2 - center_xy[0]) < tolerance, (line["detections"][0]["box"],
-                                                           center_xy)
-    assert abs((y1 + y2) / 2 - center_xy[1]) < tolerance, (line["detections"][0]["box"],
-                                                           center_xy)
+    assert abs((x1 + x2) / 2 - center_xy[0]) < tolerance, (line["detections"][0]["box"], center_xy)
+    assert abs((y1 + y2) / 2 - center_xy[1]) < tolerance, (line["detections"][0]["box"], center_xy)
     assert line["detections"][0]["mask"]["size"] == [line["height"], line["width"]]
 
 
@@ -90,8 +88,7 @@ def one_error_line(result, code: int, *needles: str) -> str:
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tiff"])
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_images_are_read_upright_for_every_exif_orientation(tmp_path, suffix, orientation):
-    path = save_with_orientation(tmp_path / f"o{orientation}{suffix}", circle_scene(),
-                                 orientation)
+    path = save_with_orientation(tmp_path / f"o{orientation}{suffix}", circle_scene(), orientation)
     expected = upright_reference(path)
     got = read_upright(path)
     assert got.shape == expected.shape
@@ -104,8 +101,7 @@ def test_png_in_png_out_at_source_resolution_without_the_hud(tmp_path):
     source = tmp_path / "shape.png"
     cv2.imwrite(str(source), circle_scene(center_xy=(115, 80)))
     out, dets = tmp_path / "out.png", tmp_path / "dets.jsonl"
-    result = run_cli("run", str(source), "--output", str(out), "--json", str(dets),
-                     "--no-display")
+    result = run_cli("run", str(source), "--output", str(out), "--json", str(dets), "--no-display")
     assert result.returncode == 0, result.stderr
     assert f"wrote: {out}" in result.stdout and f"wrote: {dets}" in result.stdout
 
@@ -126,18 +122,21 @@ def test_png_in_png_out_at_source_resolution_without_the_hud(tmp_path):
 
 
 @pytest.mark.slow
-def test_jpeg_with_exif_orientation_6_reaches_the_model_upright_and_is_written_upright(
-        tmp_path):
+def test_jpeg_with_exif_orientation_6_reaches_the_model_upright_and_is_written_upright(tmp_path):
     photos, segmented = tmp_path / "photos", tmp_path / "segmented"
     photos.mkdir()
     segmented.mkdir()
     source = save_with_orientation(photos / "portrait.jpg", circle_scene(), 6)
-    assert cv2.imread(str(source), cv2.IMREAD_IGNORE_ORIENTATION | cv2.IMREAD_COLOR).shape \
-        == (120, 160, 3), "stored landscape, shown portrait"
+    assert cv2.imread(str(source), cv2.IMREAD_IGNORE_ORIENTATION | cv2.IMREAD_COLOR).shape == (
+        120,
+        160,
+        3,
+    ), "stored landscape, shown portrait"
     reference = upright_reference(source)
     dets = tmp_path / "dets.jsonl"
-    result = run_cli("run", str(source), "--output", str(segmented), "--json", str(dets),
-                     "--no-display")
+    result = run_cli(
+        "run", str(source), "--output", str(segmented), "--json", str(dets), "--no-display"
+    )
     assert result.returncode == 0, result.stderr
 
     out = segmented / "portrait.jpg"
@@ -145,8 +144,9 @@ def test_jpeg_with_exif_orientation_6_reaches_the_model_upright_and_is_written_u
     assert exif_orientation(out) in (None, 1), "nothing may turn the upright copy again"
     picture = cv2.imread(str(out))
     assert picture.shape == (160, 120, 3)
-    assert np.abs(picture.astype(int) - reference)[110:, :].mean() < 4, \
+    assert np.abs(picture.astype(int) - reference)[110:, :].mean() < 4, (
         "away from the circle the copy is the upright photo"
+    )
 
     (line,), _ = jsonl(dets)
     assert (line["source"], line["width"], line["height"]) == ("portrait.jpg", 120, 160)
@@ -170,8 +170,9 @@ def test_folder_is_processed_in_name_order_one_upright_output_per_image(tmp_path
 
     segmented, dets = tmp_path / "segmented", tmp_path / "dets.jsonl"
     assert not segmented.exists()
-    result = run_cli("run", str(photos), "--output", str(segmented), "--json", str(dets),
-                     "--no-display")
+    result = run_cli(
+        "run", str(photos), "--output", str(segmented), "--json", str(dets), "--no-display"
+    )
     assert result.returncode == 0, result.stderr
     assert f"wrote: 4 images in {segmented}" in result.stdout
 
@@ -200,8 +201,9 @@ def test_glob_source_takes_only_what_matches(tmp_path):
     cv2.imwrite(str(photos / "c.jpg"), circle_scene())
     out, dets = tmp_path / "out", tmp_path / "dets.jsonl"
     # No shell here: the pattern reaches livesegment as a quoted one would.
-    result = run_cli("run", f"{photos}/*.png", "--output", str(out), "--json", str(dets),
-                     "--no-display")
+    result = run_cli(
+        "run", f"{photos}/*.png", "--output", str(out), "--json", str(dets), "--no-display"
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(path.name for path in out.iterdir()) == ["a.png", "b.png"]
     lines, _ = jsonl(dets)
@@ -216,8 +218,7 @@ def test_an_unreadable_image_is_skipped_reported_and_exits_1(tmp_path):
     (photos / "b.png").write_text("not an image\n")
     cv2.imwrite(str(photos / "c.png"), circle_scene())
     out, dets = tmp_path / "out", tmp_path / "dets.jsonl"
-    result = run_cli("run", str(photos), "--output", str(out), "--json", str(dets),
-                     "--no-display")
+    result = run_cli("run", str(photos), "--output", str(out), "--json", str(dets), "--no-display")
     line = one_error_line(result, 1, "1 of 3 images could not be read", "b.png")
     assert "a.png" not in line and "c.png" not in line
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -236,27 +237,33 @@ def photos(tmp_path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    (["{video}", "--output", "{tmp}/out.png"], ["--output", "is a video", ".mp4"]),
-    (["{video}", "--output", "{tmp}/out.JPG"], ["--output", "is a video", ".mp4"]),
-    (["0", "--output", "{tmp}/out.webp"], ["--output", ".mp4"]),
-    (["{photos}/a.png", "--output", "{tmp}/out.mp4"], ["--output", "is an image", ".png"]),
-    (["{photos}/a.png", "--output", "{tmp}/out.mkv"], ["--output", "is an image", ".jpg"]),
-    (["{photos}/a.png", "--output", "{tmp}/out.xyz"], ["--output", "unsupported", ".png"]),
-    (["{photos}", "--output", "{tmp}/out.png"], ["--output", "must be a folder"]),
-    (["{photos}/*.png", "--output", "{tmp}/out.mp4"], ["--output", "must be a folder"]),
-    (["{photos}", "--output", "{photos}"], ["--output", "source folder"]),
-    (["{photos}", "--output", "{photos}/../photos/"], ["--output", "source folder"]),
-    (["{photos}/*.png", "--output", "{photos}"], ["--output", "same file as SOURCE"]),
-    (["{photos}/a.png", "--output", "{photos}/../photos/a.png"], ["same file as SOURCE"]),
-    (["{photos}/a.png", "--output", "{photos}"], ["--output", "same file as SOURCE"]),
-    (["{photos}", "--output", "{tmp}/out", "--json", "{photos}/b.png"],
-     ["--json", "same file as SOURCE"]),
-    (["{photos}", "--output", "{tmp}/made", "--json", "{tmp}/made/a.png"],
-     ["--json", "same file"]),
-])
-def test_wrong_outputs_for_images_are_usage_errors(tmp_path, photos, video_factory, args,
-                                                   needles):
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["{video}", "--output", "{tmp}/out.png"], ["--output", "is a video", ".mp4"]),
+        (["{video}", "--output", "{tmp}/out.JPG"], ["--output", "is a video", ".mp4"]),
+        (["0", "--output", "{tmp}/out.webp"], ["--output", ".mp4"]),
+        (["{photos}/a.png", "--output", "{tmp}/out.mp4"], ["--output", "is an image", ".png"]),
+        (["{photos}/a.png", "--output", "{tmp}/out.mkv"], ["--output", "is an image", ".jpg"]),
+        (["{photos}/a.png", "--output", "{tmp}/out.xyz"], ["--output", "unsupported", ".png"]),
+        (["{photos}", "--output", "{tmp}/out.png"], ["--output", "must be a folder"]),
+        (["{photos}/*.png", "--output", "{tmp}/out.mp4"], ["--output", "must be a folder"]),
+        (["{photos}", "--output", "{photos}"], ["--output", "source folder"]),
+        (["{photos}", "--output", "{photos}/../photos/"], ["--output", "source folder"]),
+        (["{photos}/*.png", "--output", "{photos}"], ["--output", "same file as SOURCE"]),
+        (["{photos}/a.png", "--output", "{photos}/../photos/a.png"], ["same file as SOURCE"]),
+        (["{photos}/a.png", "--output", "{photos}"], ["--output", "same file as SOURCE"]),
+        (
+            ["{photos}", "--output", "{tmp}/out", "--json", "{photos}/b.png"],
+            ["--json", "same file as SOURCE"],
+        ),
+        (
+            ["{photos}", "--output", "{tmp}/made", "--json", "{tmp}/made/a.png"],
+            ["--json", "same file"],
+        ),
+    ],
+)
+def test_wrong_outputs_for_images_are_usage_errors(tmp_path, photos, video_factory, args, needles):
     (tmp_path / "made").mkdir()
     before = {path: path.read_bytes() for path in photos.iterdir()}
     args = [arg.format(video=video_factory(3), tmp=tmp_path, photos=photos) for arg in args]
@@ -267,15 +274,19 @@ def test_wrong_outputs_for_images_are_usage_errors(tmp_path, photos, video_facto
     assert not list(tmp_path.glob("out.*"))
 
 
-@pytest.mark.parametrize(("source", "output", "needle"), [
-    ("{photos}", "{tmp}/missing/out", "folder {tmp}/missing does not exist"),
-    ("{empty}", "{tmp}/out", "no images in this folder"),
-    ("{photos}/*.jpg", "{tmp}/out", "no file matches this pattern"),
-    ("{broken}", "{tmp}/out", "none of its 2 images could be read"),
-    ("{broken}/x.png", "{tmp}/out.png", "not a readable image"),
-])
-def test_image_sources_that_cannot_run_exit_1_before_writing(tmp_path, photos, source, output,
-                                                             needle):
+@pytest.mark.parametrize(
+    ("source", "output", "needle"),
+    [
+        ("{photos}", "{tmp}/missing/out", "folder {tmp}/missing does not exist"),
+        ("{empty}", "{tmp}/out", "no images in this folder"),
+        ("{photos}/*.jpg", "{tmp}/out", "no file matches this pattern"),
+        ("{broken}", "{tmp}/out", "none of its 2 images could be read"),
+        ("{broken}/x.png", "{tmp}/out.png", "not a readable image"),
+    ],
+)
+def test_image_sources_that_cannot_run_exit_1_before_writing(
+    tmp_path, photos, source, output, needle
+):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here\n")
     broken = tmp_path / "broken"
@@ -283,8 +294,15 @@ def test_image_sources_that_cannot_run_exit_1_before_writing(tmp_path, photos, s
     (broken / "x.png").write_text("not an image\n")
     (broken / "y.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     names = {"tmp": tmp_path, "photos": photos, "empty": tmp_path / "empty", "broken": broken}
-    result = run_cli("run", source.format(**names), "--output", output.format(**names),
-                     "--json", str(tmp_path / "dets.jsonl"), "--no-display")
+    result = run_cli(
+        "run",
+        source.format(**names),
+        "--output",
+        output.format(**names),
+        "--json",
+        str(tmp_path / "dets.jsonl"),
+        "--no-display",
+    )
     one_error_line(result, 1, needle.format(**names))
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.png").exists()

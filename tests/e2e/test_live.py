@@ -28,9 +28,14 @@ INFERENCE_S = SLOWDOWN / VIDEO_FPS
 def slow_loader(spec, options):
     def slow_engine(rgb, shape_hw):
         time.sleep(INFERENCE_S)
-        return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                          np.zeros(0, np.int32), np.zeros(0, "<U1"),
-                          np.zeros((0, 28, 28), np.float32), shape_hw)
+        return Candidates(
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int32),
+            np.zeros(0, "<U1"),
+            np.zeros((0, 28, 28), np.float32),
+            shape_hw,
+        )
 
     return Detector(slow_engine, spec)
 
@@ -50,8 +55,12 @@ def test_realtime_latency_stays_bounded_and_drops_add_up(tmp_path, video_factory
 
     source = video_factory(90, (160, 120), VIDEO_FPS)
     output = tmp_path / "live.mp4"
-    options = RunOptions(source=parse_source(str(source), realtime=True), display=False,
-                         output=output, progress=False)
+    options = RunOptions(
+        source=parse_source(str(source), realtime=True),
+        display=False,
+        output=output,
+        progress=False,
+    )
     started = time.monotonic()
     summary = run(options, spec_from_card(tiny_model), load=slow_loader)
     wall_s = time.monotonic() - started
@@ -98,11 +107,25 @@ def _wait_for(condition, timeout_s: float, what: str) -> None:
 def test_mjpeg_stream_reconnects_resumes_and_gives_up(tmp_path, tiny_model):
     server = MjpegServer().start()
     dets, output = tmp_path / "stream.jsonl", tmp_path / "stream.mp4"
-    command = [sys.executable, "-m", "livesegment", "run", server.url, "--no-display",
-               "--model", str(tiny_model.with_suffix(".h5")), "--json", str(dets),
-               "--output", str(output), "--reconnect-timeout", "4"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "livesegment",
+        "run",
+        server.url,
+        "--no-display",
+        "--model",
+        str(tiny_model.with_suffix(".h5")),
+        "--json",
+        str(dets),
+        "--output",
+        str(output),
+        "--reconnect-timeout",
+        "4",
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         _wait_for(lambda: _jsonl_frames(dets) >= 5, 120, "live frames to be segmented")
         server.stop()

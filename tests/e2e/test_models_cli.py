@@ -28,13 +28,20 @@ def resnet50_file(tmp_path_factory) -> Path:
     from livesegment.model.segmenter import build_model
 
     path = tmp_path_factory.mktemp("resnet50") / "r50.h5"
-    spec = ModelSpec(name="r50", weights=path, backbone="resnet50",
-                     class_names=("BG", "cat", "dog"), input_size=128,
-                     detection_max_instances=4, post_nms_rois_inference=50, pyramid_size=16,
-                     fc_layers_size=32, rpn_anchor_scales=(8, 16, 32, 64, 128))
+    spec = ModelSpec(
+        name="r50",
+        weights=path,
+        backbone="resnet50",
+        class_names=("BG", "cat", "dog"),
+        input_size=128,
+        detection_max_instances=4,
+        post_nms_rois_inference=50,
+        pyramid_size=16,
+        fc_layers_size=32,
+        rpn_anchor_scales=(8, 16, 32, 64, 128),
+    )
     graph = tf.Graph()
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session, \
-            session.as_default():
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session, session.as_default():
         build_model(spec).keras_model.save_weights(str(path))
     return path
 
@@ -49,8 +56,7 @@ def _error_line(output: str) -> str:
     return errors[0]
 
 
-def _copy_tiny(tiny_model: Path, folder: Path, name: str, card: bool = True, **card_fields
-               ) -> Path:
+def _copy_tiny(tiny_model: Path, folder: Path, name: str, card: bool = True, **card_fields) -> Path:
     path = folder / f"{name}.h5"
     shutil.copy(tiny_model.with_suffix(".h5"), path)
     if card:
@@ -78,11 +84,15 @@ def test_verify_resnet50_file_with_its_own_class_count(resnet50_file):
 
 
 def test_verify_sidecar_card_with_another_class_count_fails_with_both_numbers(
-        tmp_path, resnet50_file):
+    tmp_path, resnet50_file
+):
     mine = tmp_path / "mine.h5"
     os.link(resnet50_file, mine)
-    card = {"weights": "mine.h5", "class_names": ["a", "b", "c", "d"],
-            "architecture": {"backbone": "resnet50"}}
+    card = {
+        "weights": "mine.h5",
+        "class_names": ["a", "b", "c", "d"],
+        "architecture": {"backbone": "resnet50"},
+    }
     mine.with_suffix(".json").write_text(json.dumps(card))
     result = invoke("models", "verify", str(mine))
     assert result.exit_code == 1
@@ -166,10 +176,12 @@ def test_list_end_to_end(tmp_path):
 
 # --- custom PixelLib-trained models in `run` -------------------------------------------------
 
+
 def test_run_class_names_count_mismatch_names_both_numbers(tmp_path, tiny_model, video_factory):
     bare = _copy_tiny(tiny_model, tmp_path, "bare", card=False)
-    result = invoke("run", str(video_factory(3)), "--model", str(bare),
-                    "--class-names", "a,b", "--no-display")
+    result = invoke(
+        "run", str(video_factory(3)), "--model", str(bare), "--class-names", "a,b", "--no-display"
+    )
     assert result.exit_code == 1
     assert "has 4 classes (BG + 3) but 2 class names were given" in _error_line(result.output)
 
@@ -180,26 +192,54 @@ def test_run_uses_the_sidecar_cards_class_names(tmp_path, shapes_video_factory):
     path = tmp_path / "custom.h5"
     bundled = resolve_model("shapes")
     shutil.copy(bundled.weights, path)
-    write_card(dataclasses.replace(bundled, name="custom", weights=path,
-                                   class_names=("BG", "alpha", "beta", "gamma")),
-               path.with_suffix(".json"))
+    write_card(
+        dataclasses.replace(
+            bundled, name="custom", weights=path, class_names=("BG", "alpha", "beta", "gamma")
+        ),
+        path.with_suffix(".json"),
+    )
     detections = tmp_path / "dets.jsonl"
     video, _truth = shapes_video_factory(seed=4242, n_frames=3)
-    result = invoke("run", str(video), "--model", str(path), "--threshold", "0.05",
-                    "--json", str(detections), "--no-display")
+    result = invoke(
+        "run",
+        str(video),
+        "--model",
+        str(path),
+        "--threshold",
+        "0.05",
+        "--json",
+        str(detections),
+        "--no-display",
+    )
     assert result.exit_code == 0, result.output
-    found = {det["class"] for line in detections.read_text().splitlines()
-             for det in json.loads(line).get("detections", [])}
+    found = {
+        det["class"]
+        for line in detections.read_text().splitlines()
+        for det in json.loads(line).get("detections", [])
+    }
     assert found and found <= {"alpha", "beta", "gamma"}
 
 
 def test_run_class_names_name_a_bare_file(tmp_path, tiny_model, video_factory):
     bare = _copy_tiny(tiny_model, tmp_path, "bare", card=False)
     detections = tmp_path / "dets.jsonl"
-    result = invoke("run", str(video_factory(3)), "--model", str(bare), "--class-names",
-                    "red,green,blue", "--threshold", "0", "--json", str(detections),
-                    "--no-display")
+    result = invoke(
+        "run",
+        str(video_factory(3)),
+        "--model",
+        str(bare),
+        "--class-names",
+        "red,green,blue",
+        "--threshold",
+        "0",
+        "--json",
+        str(detections),
+        "--no-display",
+    )
     assert result.exit_code == 0, result.output
-    found = {det["class"] for line in detections.read_text().splitlines()
-             for det in json.loads(line).get("detections", [])}
+    found = {
+        det["class"]
+        for line in detections.read_text().splitlines()
+        for det in json.loads(line).get("detections", [])
+    }
     assert found and found <= {"red", "green", "blue"}

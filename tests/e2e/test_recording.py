@@ -16,8 +16,14 @@ import pytest
 from conftest import ROOT, invoke_cli, needs_shared_data, probe, run_cli, write_video
 
 
-def make_av_source(path, seconds: float = 3.0, rate=Fraction(15), size_wh=(320, 240),
-                   audio: bool = True, codec: str = "mpeg4"):
+def make_av_source(
+    path,
+    seconds: float = 3.0,
+    rate=Fraction(15),
+    size_wh=(320, 240),
+    audio: bool = True,
+    codec: str = "mpeg4",
+):
     """A real MP4 with a moving square and, optionally, a 440 Hz AAC track."""
     with av.open(str(path), "w") as container:
         video = container.add_stream(codec, rate=rate)
@@ -27,7 +33,7 @@ def make_av_source(path, seconds: float = 3.0, rate=Fraction(15), size_wh=(320, 
         for index in range(n_frames):
             bgr = np.full((size_wh[1], size_wh[0], 3), 90, np.uint8)
             x = 10 + index * 3 % (size_wh[0] - 60)
-            bgr[60:110, x:x + 50] = (20, 200, 250)
+            bgr[60:110, x : x + 50] = (20, 200, 250)
             frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
             frame.pts = index
             frame.time_base = 1 / rate
@@ -40,7 +46,7 @@ def make_av_source(path, seconds: float = 3.0, rate=Fraction(15), size_wh=(320, 
             t = np.arange(samples) / 44100
             wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
             for start in range(0, samples, 1024):
-                chunk = wave[start:start + 1024]
+                chunk = wave[start : start + 1024]
                 frame = av.AudioFrame.from_ndarray(chunk[None], format="fltp", layout="mono")
                 frame.sample_rate, frame.pts = 44100, start
                 for packet in sound.encode(frame):
@@ -52,8 +58,18 @@ def make_av_source(path, seconds: float = 3.0, rate=Fraction(15), size_wh=(320, 
 
 def _run(source, tmp_path, tiny_model, *extra, name="out.mp4"):
     out, dets = tmp_path / name, tmp_path / (name + ".jsonl")
-    result = invoke_cli("run", str(source), "--model", str(tiny_model.with_suffix(".h5")),
-                     "--no-display", "--output", str(out), "--json", str(dets), *extra)
+    result = invoke_cli(
+        "run",
+        str(source),
+        "--model",
+        str(tiny_model.with_suffix(".h5")),
+        "--no-display",
+        "--output",
+        str(out),
+        "--json",
+        str(dets),
+        *extra,
+    )
     return result, out, dets
 
 
@@ -77,8 +93,9 @@ def test_h264_output_keeps_the_source_audio(tmp_path, tiny_model):
 
 def test_range_and_stride_cut_audio_and_keep_duration(tmp_path, tiny_model):
     source = make_av_source(tmp_path / "long.mp4", seconds=4.0)
-    result, out, dets = _run(source, tmp_path, tiny_model, "--start", "1", "--end", "3",
-                             "--stride", "3")
+    result, out, dets = _run(
+        source, tmp_path, tiny_model, "--start", "1", "--end", "3", "--stride", "3"
+    )
     assert result.returncode == 0, result.stderr
     _, frames, _, duration, audio = probe(out)
     assert frames == 10  # 30 frames in [1, 3) s, every third
@@ -89,8 +106,9 @@ def test_range_and_stride_cut_audio_and_keep_duration(tmp_path, tiny_model):
 
 
 def test_23_976_stays_23_976_and_stride_keeps_duration(tmp_path, tiny_model):
-    source = make_av_source(tmp_path / "ntsc.mp4", seconds=3.0, rate=Fraction(24000, 1001),
-                            audio=False)
+    source = make_av_source(
+        tmp_path / "ntsc.mp4", seconds=3.0, rate=Fraction(24000, 1001), audio=False
+    )
     result, out, _ = _run(source, tmp_path, tiny_model)
     assert result.returncode == 0, result.stderr
     _, frames, rate, duration, _ = probe(out)
@@ -106,12 +124,29 @@ def test_killed_run_leaves_playable_output_and_valid_jsonl(tmp_path, tiny_model,
     source = make_av_source(tmp_path / "long.mp4", seconds=60, audio=False)
     out, dets = tmp_path / "killed.mp4", tmp_path / "killed.jsonl"
     process = subprocess.Popen(
-        [sys.executable, "-m", "livesegment", "run", str(source), "--model",
-         str(tiny_model.with_suffix(".h5")), "--no-display", "--output", str(out), "--json",
-         str(dets)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "livesegment",
+            "run",
+            str(source),
+            "--model",
+            str(tiny_model.with_suffix(".h5")),
+            "--no-display",
+            "--output",
+            str(out),
+            "--json",
+            str(dets),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
-    while (not dets.exists() or len(dets.read_text().splitlines()) < 12) \
-            and time.monotonic() < deadline:
+    while (
+        not dets.exists() or len(dets.read_text().splitlines()) < 12
+    ) and time.monotonic() < deadline:
         time.sleep(0.2)
     process.send_signal(signum)
     _stdout, stderr = process.communicate(timeout=60)
@@ -136,7 +171,7 @@ def _damaged(tmp_path, kind):
     else:
         rng = np.random.default_rng(7)
         for start in range(len(data) // 3, 2 * len(data) // 3, len(data) // 12):
-            data[start:start + 300] = rng.bytes(300)
+            data[start : start + 300] = rng.bytes(300)
         path.write_bytes(bytes(data))
     return path
 
@@ -163,10 +198,13 @@ def test_partly_readable_input_processes_what_decodes(tmp_path, tiny_model, kind
         assert "frames could not be decoded" in result.stdout or decodable == 60
 
 
-@pytest.mark.parametrize(("content", "needle"), [
-    (b"", "file is empty (0 bytes)"),
-    (b"just some text, not a video\n" * 10, "not a readable video"),
-])
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"", "file is empty (0 bytes)"),
+        (b"just some text, not a video\n" * 10, "not a readable video"),
+    ],
+)
 def test_unreadable_input_is_one_line(tmp_path, tiny_model, content, needle):
     source = tmp_path / "bad.mp4"
     source.write_bytes(content)
@@ -179,8 +217,15 @@ def test_unreadable_input_is_one_line(tmp_path, tiny_model, content, needle):
 def test_full_device_fails_with_one_line(tmp_path, tiny_model, video_factory):
     result, *_ = _run(video_factory(20), tmp_path, tiny_model, name="ignored.mp4")
     assert result.returncode == 0
-    result = run_cli("run", str(video_factory(20)), "--model", str(tiny_model.with_suffix(".h5")),
-                     "--no-display", "--output", "/dev/full")
+    result = run_cli(
+        "run",
+        str(video_factory(20)),
+        "--model",
+        str(tiny_model.with_suffix(".h5")),
+        "--no-display",
+        "--output",
+        "/dev/full",
+    )
     assert result.returncode == 1
     assert "--output /dev/full" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
@@ -189,15 +234,23 @@ def test_full_device_fails_with_one_line(tmp_path, tiny_model, video_factory):
 def test_tiny_disk_keeps_what_was_written_playable(tmp_path, tiny_model):
     mount = tmp_path / "tiny"
     mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)],
-                             capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         source = make_av_source(tmp_path / "src.mp4", seconds=20, audio=False)
         out = mount / "out.mp4"
-        result = run_cli("run", str(source), "--model", str(tiny_model.with_suffix(".h5")),
-                         "--no-display", "--output", str(out))
+        result = run_cli(
+            "run",
+            str(source),
+            "--model",
+            str(tiny_model.with_suffix(".h5")),
+            "--no-display",
+            "--output",
+            str(out),
+        )
         assert result.returncode == 1, result.stdout
         assert "no space left on device" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
@@ -215,8 +268,9 @@ def test_variable_frame_rate_keeps_its_timing(tmp_path, tiny_model):
         stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
         for index, time_s in enumerate(times):
-            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), index * 20, np.uint8),
-                                               format="bgr24")
+            frame = av.VideoFrame.from_ndarray(
+                np.full((120, 160, 3), index * 20, np.uint8), format="bgr24"
+            )
             frame.pts, frame.time_base = round(time_s * 1000), Fraction(1, 1000)
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -236,8 +290,9 @@ def test_odd_size_is_padded_to_even(tmp_path, tiny_model):
         stream = container.add_stream("png", rate=10)
         stream.width, stream.height, stream.pix_fmt = 161, 121, "rgb24"
         for index in range(5):
-            frame = av.VideoFrame.from_ndarray(np.full((121, 161, 3), 40 * index, np.uint8),
-                                               format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                np.full((121, 161, 3), 40 * index, np.uint8), format="rgb24"
+            )
             frame.pts, frame.time_base = index, Fraction(1, 10)
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -257,8 +312,7 @@ def test_unavailable_codec_is_a_usage_error(tmp_path, tiny_model, video_factory)
     assert result.returncode == 2
     assert "--codec nosuchcodec" in result.stderr and "available: h264" in result.stderr
     assert not out.exists()
-    result, out, _ = _run(video_factory(5), tmp_path, tiny_model, "--codec", "mjpeg",
-                          name="m.mkv")
+    result, out, _ = _run(video_factory(5), tmp_path, tiny_model, "--codec", "mjpeg", name="m.mkv")
     assert result.returncode == 0, result.stderr
     assert probe(out)[0] == "mjpeg"
 

@@ -36,8 +36,12 @@ from livesegment.video.sources import open_source, parse_source
 # white. Four different colours tell all eight orientations apart.
 QUADRANT_BGR = np.array([(0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 255)], np.int32)
 UPRIGHT_QUADRANTS = (0, 1, 2, 3)
-ORIENTATIONS = [(rotation, hflip, vflip) for rotation in (0, 90, 180, 270)
-                for hflip in (False, True) for vflip in (False, True)]
+ORIENTATIONS = [
+    (rotation, hflip, vflip)
+    for rotation in (0, 90, 180, 270)
+    for hflip in (False, True)
+    for vflip in (False, True)
+]
 
 
 def quadrant_picture(size_wh: tuple[int, int]) -> np.ndarray:
@@ -45,9 +49,9 @@ def quadrant_picture(size_wh: tuple[int, int]) -> np.ndarray:
     width, height = size_wh
     bgr = np.empty((height, width, 3), np.uint8)
     bgr[: height // 2, : width // 2] = QUADRANT_BGR[0]
-    bgr[: height // 2, width // 2:] = QUADRANT_BGR[1]
-    bgr[height // 2:, : width // 2] = QUADRANT_BGR[2]
-    bgr[height // 2:, width // 2:] = QUADRANT_BGR[3]
+    bgr[: height // 2, width // 2 :] = QUADRANT_BGR[1]
+    bgr[height // 2 :, : width // 2] = QUADRANT_BGR[2]
+    bgr[height // 2 :, width // 2 :] = QUADRANT_BGR[3]
     bgr[4:12, 4:20] = (0, 255, 255)
     return bgr
 
@@ -59,7 +63,7 @@ def quadrants_of(bgr: np.ndarray) -> tuple[int, ...]:
     found = []
     for y in (0.4 * height, 0.75 * height):
         for x in (0.25 * width, 0.75 * width):
-            patch = bgr[round(y) - 3: round(y) + 4, round(x) - 3: round(x) + 4]
+            patch = bgr[round(y) - 3 : round(y) + 4, round(x) - 3 : round(x) + 4]
             median = np.median(patch.reshape(-1, 3), axis=0)
             found.append(int(np.abs(QUADRANT_BGR - median).sum(axis=1).argmin()))
     return tuple(found)
@@ -96,8 +100,9 @@ def assert_plays_upright(path, upright_wh: tuple[int, int], frames: int | None =
         for frame in container.decode(video=0):
             assert frame.side_data.get("DISPLAYMATRIX") is None, "no rotation in the output"
             assert (frame.width, frame.height) == padded
-            assert quadrants_of(frame.to_ndarray(format="bgr24")[:height, :width]) \
-                == UPRIGHT_QUADRANTS
+            assert (
+                quadrants_of(frame.to_ndarray(format="bgr24")[:height, :width]) == UPRIGHT_QUADRANTS
+            )
             count += 1
     if frames is not None:
         assert count == frames
@@ -111,9 +116,23 @@ def assert_plays_upright(path, upright_wh: tuple[int, int], frames: int | None =
 
 
 def _run_args(source, tiny_model, out, dets, *extra):
-    return ("run", str(source), "--model", str(tiny_model.with_suffix(".h5")), "--no-display",
-            "--threshold", "0", "--no-masks", "--no-boxes", "--no-labels",
-            "--output", str(out), "--json", str(dets), *extra)
+    return (
+        "run",
+        str(source),
+        "--model",
+        str(tiny_model.with_suffix(".h5")),
+        "--no-display",
+        "--threshold",
+        "0",
+        "--no-masks",
+        "--no-boxes",
+        "--no-labels",
+        "--output",
+        str(out),
+        "--json",
+        str(dets),
+        *extra,
+    )
 
 
 def test_display_matrix_gives_the_pixel_transform():
@@ -136,8 +155,17 @@ def test_display_matrix_gives_the_pixel_transform():
 def test_off_right_angle_snaps_to_the_nearest_with_a_warning(caplog):
     # 80° clockwise on screen: shown as 90° clockwise, and said so.
     radians = np.radians(80)
-    matrix = [round(np.cos(radians) * 65536), round(np.sin(radians) * 65536), 0,
-              round(-np.sin(radians) * 65536), round(np.cos(radians) * 65536), 0, 0, 0, 1 << 30]
+    matrix = [
+        round(np.cos(radians) * 65536),
+        round(np.sin(radians) * 65536),
+        0,
+        round(-np.sin(radians) * 65536),
+        round(np.cos(radians) * 65536),
+        0,
+        0,
+        0,
+        1 << 30,
+    ]
     with caplog.at_level("WARNING"):
         orientation = Orientation.from_display_matrix(matrix)
     assert orientation.describe() == "rotated 90° clockwise"
@@ -147,8 +175,9 @@ def test_off_right_angle_snaps_to_the_nearest_with_a_warning(caplog):
 @pytest.mark.parametrize(("rotation", "hflip", "vflip"), ORIENTATIONS)
 def test_every_orientation_is_decoded_upright(tmp_path, rotation, hflip, vflip):
     upright = quadrant_picture((96, 64))
-    source = write_oriented_video(tmp_path / "o.mkv", [upright] * 2, rotation, hflip, vflip,
-                                  codec="ffv1", pix_fmt="bgr0")
+    source = write_oriented_video(
+        tmp_path / "o.mkv", [upright] * 2, rotation, hflip, vflip, codec="ffv1", pix_fmt="bgr0"
+    )
     opened = open_source(str(source))
     try:
         assert opened.info.size_wh == (96, 64)
@@ -169,8 +198,7 @@ def test_every_orientation_is_decoded_upright(tmp_path, rotation, hflip, vflip):
 def test_test_videos_play_upright_in_opencv(tmp_path, rotation):
     """The writer's convention, checked by another player: OpenCV's FFmpeg backend applies
     right-angle display rotations itself."""
-    source = write_oriented_video(tmp_path / "o.mp4", [quadrant_picture((160, 96))] * 2,
-                                  rotation)
+    source = write_oriented_video(tmp_path / "o.mp4", [quadrant_picture((160, 96))] * 2, rotation)
     capture = cv2.VideoCapture(str(source))
     try:
         ok, bgr = capture.read()
@@ -196,11 +224,28 @@ def test_reader_agrees_with_ffmpeg_autorotate(tmp_path, rotation, hflip, vflip):
     if ffmpeg is None:
         pytest.skip("no ffmpeg binary (install one, or the imageio-ffmpeg wheel)")
     upright = quadrant_picture((96, 64))
-    source = write_oriented_video(tmp_path / "o.mkv", [upright], rotation, hflip, vflip,
-                                  codec="ffv1", pix_fmt="bgr0")
-    shown = subprocess.run([ffmpeg, "-v", "error", "-i", str(source), "-frames:v", "1", "-f",
-                            "rawvideo", "-pix_fmt", "bgr24", "-"], capture_output=True,
-                           check=True, timeout=60).stdout
+    source = write_oriented_video(
+        tmp_path / "o.mkv", [upright], rotation, hflip, vflip, codec="ffv1", pix_fmt="bgr0"
+    )
+    shown = subprocess.run(
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-i",
+            str(source),
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
     reader = MediaReader(source)
     try:
         ours = reader.read().bgr
@@ -210,11 +255,13 @@ def test_reader_agrees_with_ffmpeg_autorotate(tmp_path, rotation, hflip, vflip):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("rotation", "upright_wh"), [(90, (240, 320)), (180, (320, 240)),
-                                                      (270, (240, 320))])
+@pytest.mark.parametrize(
+    ("rotation", "upright_wh"), [(90, (240, 320)), (180, (320, 240)), (270, (240, 320))]
+)
 def test_cli_output_and_jsonl_are_upright(tmp_path, tiny_model, rotation, upright_wh):
-    source = write_oriented_video(tmp_path / "phone.mp4", [quadrant_picture(upright_wh)] * 6,
-                                  rotation)
+    source = write_oriented_video(
+        tmp_path / "phone.mp4", [quadrant_picture(upright_wh)] * 6, rotation
+    )
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
     result = run_cli(*_run_args(source, tiny_model, out, dets))
     assert result.returncode == 0, result.stderr
@@ -223,12 +270,14 @@ def test_cli_output_and_jsonl_are_upright(tmp_path, tiny_model, rotation, uprigh
     assert_plays_upright(out, upright_wh, 6)
 
 
-@pytest.mark.parametrize(("rotation", "hflip", "vflip"), [(0, True, False), (90, True, False),
-                                                          (270, False, True)])
+@pytest.mark.parametrize(
+    ("rotation", "hflip", "vflip"), [(0, True, False), (90, True, False), (270, False, True)]
+)
 def test_mirrored_videos_are_processed_upright(tmp_path, tiny_model, rotation, hflip, vflip):
     upright_wh = (160, 224)
-    source = write_oriented_video(tmp_path / "mirror.mov", [quadrant_picture(upright_wh)] * 4,
-                                  rotation, hflip, vflip)
+    source = write_oriented_video(
+        tmp_path / "mirror.mov", [quadrant_picture(upright_wh)] * 4, rotation, hflip, vflip
+    )
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
     result = invoke_cli(*_run_args(source, tiny_model, out, dets))
     assert result.returncode == 0, result.stderr
@@ -239,8 +288,9 @@ def test_mirrored_videos_are_processed_upright(tmp_path, tiny_model, rotation, h
 @pytest.mark.slow
 def test_realtime_replay_is_upright(tmp_path, tiny_model):
     upright_wh = (240, 320)
-    source = write_oriented_video(tmp_path / "phone.mp4", [quadrant_picture(upright_wh)] * 20,
-                                  270, rate=Fraction(20))
+    source = write_oriented_video(
+        tmp_path / "phone.mp4", [quadrant_picture(upright_wh)] * 20, 270, rate=Fraction(20)
+    )
     out, dets = tmp_path / "live.mp4", tmp_path / "live.jsonl"
     result = run_cli(*_run_args(source, tiny_model, out, dets, "--realtime"))
     assert result.returncode == 0, result.stderr
@@ -252,11 +302,13 @@ def test_realtime_replay_is_upright(tmp_path, tiny_model):
 def test_odd_size_after_rotation_start_and_stride(tmp_path, tiny_model):
     # Upright 121x161, stored 161x121 (lossless PNG in MOV takes odd sizes).
     upright_wh = (121, 161)
-    source = write_oriented_video(tmp_path / "odd.mov", [quadrant_picture(upright_wh)] * 20,
-                                  90, codec="png", pix_fmt="rgb24")
+    source = write_oriented_video(
+        tmp_path / "odd.mov", [quadrant_picture(upright_wh)] * 20, 90, codec="png", pix_fmt="rgb24"
+    )
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
-    result = invoke_cli(*_run_args(source, tiny_model, out, dets, "--start", "0.5",
-                                   "--stride", "3"))
+    result = invoke_cli(
+        *_run_args(source, tiny_model, out, dets, "--start", "0.5", "--stride", "3")
+    )
     assert result.returncode == 0, result.stderr
     *lines, _ = _jsonl(dets)
     assert [line["frame"] for line in lines] == [5, 8, 11, 14, 17]
@@ -280,8 +332,7 @@ def test_rotated_file_errors_are_one_line(tmp_path, tiny_model):
 @pytest.fixture
 def http_folder(tmp_path):
     """Serves ``tmp_path`` over HTTP on 127.0.0.1; yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 partial(_QuietHandler, directory=str(tmp_path)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(tmp_path)))
     thread = threading.Thread(target=server.serve_forever, name="http-folder", daemon=True)
     thread.start()
     try:
@@ -319,8 +370,11 @@ def test_bundled_model_finds_shapes_in_a_phone_video(tmp_path):
     truth = tmp_path / "truth.jsonl"
     shapes.write_truth(truth, scenes)
     source = write_oriented_video(
-        tmp_path / "portrait.mp4", [cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR)
-                                    for scene in scenes], 270, rate=Fraction(15))
+        tmp_path / "portrait.mp4",
+        [cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR) for scene in scenes],
+        270,
+        rate=Fraction(15),
+    )
     dets = tmp_path / "dets.jsonl"
     result = run_cli("run", str(source), "--no-display", "--json", str(dets))
     assert result.returncode == 0, result.stderr

@@ -54,10 +54,17 @@ def test_clone_uses_the_repositorys_models_folder():
     assert doctor.SAMPLE_VIDEO == ROOT / "sample_videos" / "shapes.avi"
 
 
-def _run(command: list, cwd: Path, env: dict, timeout_s: float = 600
-         ) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(part) for part in command], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=timeout_s)
+def _run(
+    command: list, cwd: Path, env: dict, timeout_s: float = 600
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
     assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -65,10 +72,16 @@ def _run(command: list, cwd: Path, env: dict, timeout_s: float = 600
 @pytest.mark.slow
 def test_built_wheel_installs_as_a_tool_and_runs(tmp_path, shapes_video_factory):
     uv = _uv()
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("VIRTUAL_ENV", "PYTHONPATH", "DISPLAY", "TF_USE_LEGACY_KERAS")}
-    env.update(UV_TOOL_DIR=str(tmp_path / "tools"), UV_TOOL_BIN_DIR=str(tmp_path / "bin"),
-               LIVESEGMENT_HOME=str(tmp_path / "home"))
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("VIRTUAL_ENV", "PYTHONPATH", "DISPLAY", "TF_USE_LEGACY_KERAS")
+    }
+    env.update(
+        UV_TOOL_DIR=str(tmp_path / "tools"),
+        UV_TOOL_BIN_DIR=str(tmp_path / "bin"),
+        LIVESEGMENT_HOME=str(tmp_path / "home"),
+    )
     # Outside the repository: nothing can find ../models or the project's [tool.uv] settings.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -82,12 +95,18 @@ def test_built_wheel_installs_as_a_tool_and_runs(tmp_path, shapes_video_factory)
         top = archive.getnames()[0].split("/")[0]
         assert {f"{top}/models/shapes.h5", f"{top}/tool-overrides.txt"} <= set(archive.getnames())
     with zipfile.ZipFile(wheel) as archive:
-        assert {"livesegment/bundled_models/shapes.h5", "livesegment/bundled_models/shapes.json",
-                "livesegment/bundled_samples/shapes.avi"} <= set(archive.namelist())
+        assert {
+            "livesegment/bundled_models/shapes.h5",
+            "livesegment/bundled_models/shapes.json",
+            "livesegment/bundled_samples/shapes.avi",
+        } <= set(archive.namelist())
 
     # The README's command, with the Python running this test (no interpreter download).
-    _run([*uv, "tool", "install", "--python", sys.executable, "--overrides", OVERRIDES, wheel],
-         elsewhere, env)
+    _run(
+        [*uv, "tool", "install", "--python", sys.executable, "--overrides", OVERRIDES, wheel],
+        elsewhere,
+        env,
+    )
     tool_env = tmp_path / "tools" / "livesegment"
     (site_packages,) = tool_env.glob("lib/python3*/site-packages")
     pulled = [name for name in UNWANTED if (site_packages / name).exists()]

@@ -22,12 +22,17 @@ TOOLS = ("Xvfb", "xdotool", "xwd", "convert")
 def x_display():
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"needs {', '.join(missing)} (Debian: xvfb xdotool x11-apps imagemagick; "
-                    ".ci/run installs them)")
+        pytest.skip(
+            f"needs {', '.join(missing)} (Debian: xvfb xdotool x11-apps imagemagick; "
+            ".ci/run installs them)"
+        )
     read_fd, write_fd = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
-                               "1280x800x24", "-nolisten", "tcp"], pass_fds=(write_fd,),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_fd)
     with os.fdopen(read_fd) as pipe:
         number = pipe.readline().strip()
@@ -39,8 +44,9 @@ def x_display():
 
 
 def _x(display: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(args, env={**os.environ, "DISPLAY": display}, capture_output=True,
-                          timeout=30)
+    return subprocess.run(
+        args, env={**os.environ, "DISPLAY": display}, capture_output=True, timeout=30
+    )
 
 
 def _screenshot(display: str, window: str) -> np.ndarray | None:
@@ -49,8 +55,9 @@ def _screenshot(display: str, window: str) -> np.ndarray | None:
     xwd = _x(display, "xwd", "-id", window, "-silent").stdout
     if not xwd:
         return None
-    png = subprocess.run(["convert", "xwd:-", "png:-"], input=xwd, capture_output=True,
-                         timeout=30).stdout
+    png = subprocess.run(
+        ["convert", "xwd:-", "png:-"], input=xwd, capture_output=True, timeout=30
+    ).stdout
     return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR) if png else None
 
 
@@ -66,38 +73,59 @@ def _shows_hud(screen: np.ndarray | None) -> bool:
 def _window_id(display: str, timeout_s: float = 120) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found = _x(display, "xdotool", "search", "--onlyvisible", "--name",
-                   "^livesegment$").stdout.split()
+        found = _x(
+            display, "xdotool", "search", "--onlyvisible", "--name", "^livesegment$"
+        ).stdout.split()
         if found:
             return found[0].decode()
         time.sleep(0.5)
     raise AssertionError("the livesegment window never appeared")
 
 
-def test_window_shows_masks_and_hud_and_obeys_keys(tmp_path, x_display, shapes_video_factory,
-                                                    tiny_model):
+def test_window_shows_masks_and_hud_and_obeys_keys(
+    tmp_path, x_display, shapes_video_factory, tiny_model
+):
     source, _ = shapes_video_factory(seed=4, n_frames=300, size_wh=(480, 360), fps=15.0)
     snapshots = tmp_path / "snaps"
     snapshots.mkdir()
     process = subprocess.Popen(
-        [sys.executable, "-m", "livesegment", "run", str(source), "--realtime", "--display",
-         "--model", str(tiny_model.with_suffix(".h5")), "--threshold", "0",
-         "--snapshot-dir", str(snapshots)],
-        cwd=ROOT, env={**os.environ, "DISPLAY": x_display}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "livesegment",
+            "run",
+            str(source),
+            "--realtime",
+            "--display",
+            "--model",
+            str(tiny_model.with_suffix(".h5")),
+            "--threshold",
+            "0",
+            "--snapshot-dir",
+            str(snapshots),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DISPLAY": x_display},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         window = _window_id(x_display)
         # The window opens before the model loads; wait for the first annotated frame.
         deadline = time.monotonic() + 120
         while not _shows_hud(before := _screenshot(x_display, window)):
             if process.poll() is not None:
-                raise AssertionError(f"livesegment exited early ({process.returncode}): "
-                                     f"{process.communicate()[1]}")
+                raise AssertionError(
+                    f"livesegment exited early ({process.returncode}): {process.communicate()[1]}"
+                )
             if time.monotonic() > deadline:
                 assert before is not None, "the window could never be captured with xwd"
                 cv2.imwrite(str(tmp_path / "no_hud.png"), before)
-                raise AssertionError(f"no HUD (white text on a dark strip) appeared; "
-                                     f"screen saved to {tmp_path / 'no_hud.png'}")
+                raise AssertionError(
+                    f"no HUD (white text on a dark strip) appeared; "
+                    f"screen saved to {tmp_path / 'no_hud.png'}"
+                )
             time.sleep(1)
         colours = np.array([class_colour_bgr(i) for i in (1, 2, 3)], np.int16)
         distance = np.abs(before[None].astype(np.int16) - colours[:, None, None]).sum(axis=3)

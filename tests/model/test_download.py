@@ -106,8 +106,9 @@ class FileServer:
         self.log = RequestLog()
         handler = type("Handler", (_Handler,), {"files": self.files, "log": self.log})
         self._server = _QuietServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="test-http-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="test-http-server", daemon=True
+        )
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self._server.server_port}{path}"
@@ -137,10 +138,18 @@ def tiny_bytes(tiny_model) -> bytes:
     return tiny_model.with_suffix(".h5").read_bytes()
 
 
-def tiny_entry(data: bytes, sha256: str | None = None, size: int | None = None,
-               urls: tuple[str, ...] = ("https://127.0.0.1:9/unused",)) -> Downloadable:
-    return Downloadable(spec=tiny_spec(Path("tiny_weights.h5")), urls=urls,
-                        size_bytes=len(data) if size is None else size, sha256=sha256)
+def tiny_entry(
+    data: bytes,
+    sha256: str | None = None,
+    size: int | None = None,
+    urls: tuple[str, ...] = ("https://127.0.0.1:9/unused",),
+) -> Downloadable:
+    return Downloadable(
+        spec=tiny_spec(Path("tiny_weights.h5")),
+        urls=urls,
+        size_bytes=len(data) if size is None else size,
+        sha256=sha256,
+    )
 
 
 def test_full_download_lands_verified_with_a_card(tmp_path, server, tiny_bytes, monkeypatch):
@@ -172,8 +181,11 @@ def test_interrupted_download_resumes_with_a_range_request(tmp_path, server, tin
     url = server.serve("/tiny.h5", tiny_bytes, "interrupt-once")
     folder = tmp_path / "models"
     half, size = len(tiny_bytes) // 2, len(tiny_bytes)
-    with pytest.raises(ModelError, match=rf"got {half:,} of {size:,} bytes; run the same "
-                                         "command again to resume"):
+    with pytest.raises(
+        ModelError,
+        match=rf"got {half:,} of {size:,} bytes; run the same "
+        "command again to resume",
+    ):
         download.download(tiny_entry(tiny_bytes), folder, urls=(url,))
     assert not (folder / "tiny_weights.h5").exists()
     assert (folder / "tiny_weights.h5.part").stat().st_size == half
@@ -238,8 +250,9 @@ def test_a_file_of_another_model_fails_verification(tmp_path, server, tiny_bytes
     # Right size, real weights, but the entry expects resnet101 with 81 classes.
     url = server.serve("/tiny.h5", tiny_bytes)
     entry = Downloadable(spec=download.COCO.spec, urls=(url,), size_bytes=len(tiny_bytes))
-    with pytest.raises(ModelError, match="holds a tinynet backbone with 4 classes, expected "
-                                         "resnet101 with 81"):
+    with pytest.raises(
+        ModelError, match="holds a tinynet backbone with 4 classes, expected resnet101 with 81"
+    ):
         download.download(entry, tmp_path, urls=(url,))
     assert list(tmp_path.iterdir()) == []
 
@@ -247,16 +260,20 @@ def test_a_file_of_another_model_fails_verification(tmp_path, server, tiny_bytes
 def test_wrong_content_length_is_refused_before_any_byte_is_kept(tmp_path, server, tiny_bytes):
     url = server.serve("/tiny.h5", tiny_bytes)
     entry = tiny_entry(tiny_bytes, size=len(tiny_bytes) + 1)
-    with pytest.raises(ModelError, match=rf"offers {len(tiny_bytes):,} bytes but "
-                                         rf"tiny_weights.h5 is {len(tiny_bytes) + 1:,}"):
+    with pytest.raises(
+        ModelError,
+        match=rf"offers {len(tiny_bytes):,} bytes but "
+        rf"tiny_weights.h5 is {len(tiny_bytes) + 1:,}",
+    ):
         download.download(entry, tmp_path, urls=(url,))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_next_mirror_is_tried_when_the_first_fails(tmp_path, server, tiny_bytes):
     good = server.serve("/tiny.h5", tiny_bytes)
-    result = download.download(tiny_entry(tiny_bytes), tmp_path,
-                               urls=(server.url("/gone.h5"), good))
+    result = download.download(
+        tiny_entry(tiny_bytes), tmp_path, urls=(server.url("/gone.h5"), good)
+    )
     assert [(p, s) for p, _, s in server.log.entries] == [("/gone.h5", 404), ("/tiny.h5", 200)]
     assert result.url == good and result.weights.read_bytes() == tiny_bytes
 
@@ -297,6 +314,7 @@ def test_coco_entry_matches_the_issue():
 
 # --- through the CLI --------------------------------------------------------------------------
 
+
 def _one_line_error(output: str) -> str:
     lines = [line for line in output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), output
@@ -325,13 +343,17 @@ def test_cli_download_then_list(server, tiny_bytes, tiny_registry):
     assert "verified (file, card, sha256)" in listed.output
 
 
-@pytest.mark.parametrize(("mode", "needle"), [
-    ("404", "returned HTTP 404"),
-    ("short", "bytes; run the same command again to resume"),
-    ("corrupt", "failed verification and was removed"),
-])
-def test_cli_failures_are_one_line_and_leave_no_file(server, tiny_bytes, tiny_registry, mode,
-                                                     needle):
+@pytest.mark.parametrize(
+    ("mode", "needle"),
+    [
+        ("404", "returned HTTP 404"),
+        ("short", "bytes; run the same command again to resume"),
+        ("corrupt", "failed verification and was removed"),
+    ],
+)
+def test_cli_failures_are_one_line_and_leave_no_file(
+    server, tiny_bytes, tiny_registry, mode, needle
+):
     url = server.serve("/tiny.h5", tiny_bytes, mode)
     result = CliRunner().invoke(main, ["models", "download", "tiny", "--url", url])
     assert result.exit_code == 1
@@ -342,8 +364,9 @@ def test_cli_failures_are_one_line_and_leave_no_file(server, tiny_bytes, tiny_re
 
 def test_cli_coco_download_refuses_a_file_of_the_wrong_size(tmp_path, server, tiny_bytes):
     url = server.serve("/mask_rcnn_coco.h5", tiny_bytes)
-    result = run_cli("models", "download", "coco", "--url", url,
-                     env={"LIVESEGMENT_HOME": str(tmp_path)})
+    result = run_cli(
+        "models", "download", "coco", "--url", url, env={"LIVESEGMENT_HOME": str(tmp_path)}
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     line = _one_line_error(result.stderr)
     assert f"offers {len(tiny_bytes):,} bytes but mask_rcnn_coco.h5 is 257,557,808" in line
@@ -352,13 +375,15 @@ def test_cli_coco_download_refuses_a_file_of_the_wrong_size(tmp_path, server, ti
     assert json.dumps(server.log.entries) == json.dumps([["/mask_rcnn_coco.h5", None, 200]])
 
 
-def test_cli_download_never_overwrites_a_card_the_user_registered(server, tiny_bytes,
-                                                                  tiny_registry):
+def test_cli_download_never_overwrites_a_card_the_user_registered(
+    server, tiny_bytes, tiny_registry
+):
     """A card of the user's own model under the same name is kept, and nothing is fetched."""
     tiny_registry.mkdir(parents=True)
     card = tiny_registry / "tiny.json"
-    card.write_text(json.dumps({"name": "tiny", "weights": "my_finetuned.h5",
-                                "class_names": ["BG", "cat"]}))
+    card.write_text(
+        json.dumps({"name": "tiny", "weights": "my_finetuned.h5", "class_names": ["BG", "cat"]})
+    )
     before = card.read_bytes()
     url = server.serve("/tiny.h5", tiny_bytes)
     result = CliRunner().invoke(main, ["models", "download", "tiny", "--url", url])

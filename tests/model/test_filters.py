@@ -37,12 +37,18 @@ def test_below_threshold_names_best():
 
 
 def test_class_filter_names_what_it_removed():
-    c = make_candidates([("dog", 0.91, (0, 0, 10, 10)), ("square", 0.8, (50, 50, 60, 60)),
-                         ("circle", 0.6, (20, 20, 30, 30))])
+    c = make_candidates(
+        [
+            ("dog", 0.91, (0, 0, 10, 10)),
+            ("square", 0.8, (50, 50, 60, 60)),
+            ("circle", 0.6, (20, 20, 30, 30)),
+        ]
+    )
     selection = select(c, 0.5, frozenset({"triangle"}))
     assert len(selection.keep) == 0
-    assert selection.empty_reason == ("3 found, none in --classes: dog 0.91, square 0.80, "
-                                      "circle 0.60")
+    assert selection.empty_reason == (
+        "3 found, none in --classes: dog 0.91, square 0.80, circle 0.60"
+    )
     assert c.class_names[select(c, 0.5, frozenset({"circle"})).keep].tolist() == ["circle"]
 
 

@@ -29,11 +29,14 @@ def test_reads_layers_and_architecture(tiny_model):
     assert weights.layers["mrcnn_class_logits"][0] == (32, 4)
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    (b"", r"empty \(0 bytes\)"),
-    (np.random.default_rng(1).bytes(4096), "not an HDF5 file"),
-    (b"this is a text file\n", "not an HDF5 file"),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", r"empty \(0 bytes\)"),
+        (np.random.default_rng(1).bytes(4096), "not an HDF5 file"),
+        (b"this is a text file\n", "not an HDF5 file"),
+    ],
+)
 def test_broken_files_name_their_cause(tmp_path, content, expected):
     path = tmp_path / "broken.h5"
     path.write_bytes(content)
@@ -65,10 +68,13 @@ def test_hdf5_without_keras_layers(tmp_path):
 
 
 def test_coco_sized_file_gets_coco_names(tmp_path):
-    weights = WeightsFile(tmp_path / "coco.h5", {
-        "res4a_branch2a": ((1, 1, 1024, 256), (256,)),
-        "mrcnn_class_logits": ((1024, 81), (81,)),
-    })
+    weights = WeightsFile(
+        tmp_path / "coco.h5",
+        {
+            "res4a_branch2a": ((1, 1, 1024, 256), (256,)),
+            "mrcnn_class_logits": ((1024, 81), (81,)),
+        },
+    )
     spec = spec_from_weights(weights)
     assert spec.backbone == "resnet50"
     assert spec.class_names == COCO_CLASS_NAMES
@@ -77,11 +83,14 @@ def test_coco_sized_file_gets_coco_names(tmp_path):
 
 
 def test_resnet101_detected_by_layer_names(tmp_path):
-    weights = WeightsFile(tmp_path / "r101.h5", {
-        "res4a_branch2a": ((1, 1, 1024, 256), (256,)),
-        "res4w_branch2a": ((1, 1, 1024, 256), (256,)),
-        "mrcnn_class_logits": ((1024, 3), (3,)),
-    })
+    weights = WeightsFile(
+        tmp_path / "r101.h5",
+        {
+            "res4a_branch2a": ((1, 1, 1024, 256), (256,)),
+            "res4w_branch2a": ((1, 1, 1024, 256), (256,)),
+            "mrcnn_class_logits": ((1024, 3), (3,)),
+        },
+    )
     spec = spec_from_weights(weights)
     assert spec.backbone == "resnet101"
     assert spec.class_names == ("BG", "class_1", "class_2")

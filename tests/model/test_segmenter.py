@@ -35,8 +35,9 @@ def test_saved_weights_load_identically_into_a_fresh_model(tiny_model):
     after = _layer_values(fresh.keras_model, "mrcnn_mask_conv1")[0]
     assert not np.array_equal(before, after), "random init should differ from the file"
     for layer in weighted_layers(source.keras_model):
-        for a, b in zip(layer.get_weights(), fresh.keras_model.get_layer(layer.name).get_weights(),
-                        strict=True):
+        for a, b in zip(
+            layer.get_weights(), fresh.keras_model.get_layer(layer.name).get_weights(), strict=True
+        ):
             np.testing.assert_array_equal(a, b)
 
 
@@ -45,15 +46,17 @@ def test_changed_layer_shows_changed_values(tmp_path, tiny_model):
     shutil.copy(tiny_model.with_suffix(".h5"), path)
     with h5py.File(path, "r+") as h5:
         group = h5["mrcnn_mask_conv1"]
-        kernel_name = next(n for n in group.attrs["weight_names"]
-                       if b"kernel" in (n if isinstance(n, bytes) else n.encode()))
+        kernel_name = next(
+            n
+            for n in group.attrs["weight_names"]
+            if b"kernel" in (n if isinstance(n, bytes) else n.encode())
+        )
         dataset = group[kernel_name]
         changed = dataset[()] + 0.25
         dataset[...] = changed
     model = build_model(tiny_spec(path))
     load_verified(model.keras_model, read_weights_file(path))
-    np.testing.assert_array_equal(_layer_values(model.keras_model, "mrcnn_mask_conv1")[0],
-                                  changed)
+    np.testing.assert_array_equal(_layer_values(model.keras_model, "mrcnn_mask_conv1")[0], changed)
 
 
 def test_removed_layer_is_named(tmp_path, tiny_model):
@@ -73,8 +76,7 @@ def test_shape_mismatch_is_reported(tiny_model):
 
 
 def test_outputs_are_in_source_pixels(tiny_model):
-    spec = dataclasses.replace(tiny_spec(tiny_model.with_suffix(".h5")),
-                               detection_max_instances=8)
+    spec = dataclasses.replace(tiny_spec(tiny_model.with_suffix(".h5")), detection_max_instances=8)
     segmenter = Segmenter(spec, score_floor=0.0)
     rng = np.random.default_rng(3)
     bgr = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)

@@ -71,19 +71,24 @@ def test_annotate_shows_banner_only_when_empty():
     assert np.all(bgr == 40)
 
 
-HUD = ["inference 12.3 FPS (81 ms)  capture 15.0 FPS",
-       "latency 95 ms  dropped 0  REC",
-       "threshold 0.70  classes: all"]
+HUD = [
+    "inference 12.3 FPS (81 ms)  capture 15.0 FPS",
+    "latency 95 ms  dropped 0  REC",
+    "threshold 0.70  classes: all",
+]
 
 
 def _label_image(top_y: int, shape_hw=(1080, 1920)) -> Detections:
     """One square detection whose box top is at ``top_y``."""
     masks = np.zeros((1, *shape_hw), bool)
-    masks[0, top_y:top_y + 200, 40:300] = True
-    detections = Detections(xyxy=np.array([[40, top_y, 300, top_y + 200]], np.float32),
-                            masks=masks, scores=np.array([0.93], np.float32),
-                            class_ids=np.array([2], np.int32),
-                            class_names=np.array(["square"]))
+    masks[0, top_y : top_y + 200, 40:300] = True
+    detections = Detections(
+        xyxy=np.array([[40, top_y, 300, top_y + 200]], np.float32),
+        masks=masks,
+        scores=np.array([0.93], np.float32),
+        class_ids=np.array([2], np.int32),
+        class_names=np.array(["square"]),
+    )
     return detections
 
 
@@ -111,13 +116,16 @@ def test_labels_near_the_top_are_not_hidden_by_the_hud(top_y):
     # The same label, pixel for pixel, is somewhere in the picture with the HUD ...
     found = cv2.matchTemplate(with_hud, label, cv2.TM_SQDIFF)
     y, x = np.unravel_index(int(np.argmin(found)), found.shape)
-    np.testing.assert_array_equal(with_hud[y:y + y2 - y1, x:x + x2 - x1], label,
-                                  err_msg="the label is covered by the HUD")
+    np.testing.assert_array_equal(
+        with_hud[y : y + y2 - y1, x : x + x2 - x1], label, err_msg="the label is covered by the HUD"
+    )
     # ... at its box's left edge, below the HUD, and the HUD itself is intact.
     hud_x1, hud_y1, hud_x2, hud_y2 = hud_area(bgr.shape[:2], HUD)
     assert x == x1 and y > hud_y2
-    np.testing.assert_array_equal(with_hud[hud_y1:hud_y2 + 1, hud_x1:hud_x2 + 1],
-                                  draw_hud(bgr, HUD)[hud_y1:hud_y2 + 1, hud_x1:hud_x2 + 1])
+    np.testing.assert_array_equal(
+        with_hud[hud_y1 : hud_y2 + 1, hud_x1 : hud_x2 + 1],
+        draw_hud(bgr, HUD)[hud_y1 : hud_y2 + 1, hud_x1 : hud_x2 + 1],
+    )
 
 
 def test_labels_clear_of_the_hud_stay_at_their_box():

@@ -60,11 +60,13 @@ def _signalling_loader(signum: int, at_frame: int | None):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_inference_finishes_and_records_that_frame(
-        tmp_path, video_factory, tiny_model, signum):
+    tmp_path, video_factory, tiny_model, signum
+):
     source = video_factory(40, (160, 120), 10.0)
     out, dets = tmp_path / "out.mp4", tmp_path / "out.jsonl"
-    options = RunOptions(source=str(source), display=False, output=out, json_path=dets,
-                         progress=False)
+    options = RunOptions(
+        source=str(source), display=False, output=out, json_path=dets, progress=False
+    )
     summary = run(options, spec_from_card(tiny_model), load=_signalling_loader(signum, 5))
 
     assert summary.stopped_early == "interrupted"
@@ -79,10 +81,10 @@ def test_signal_during_inference_finishes_and_records_that_frame(
 def test_signal_while_the_model_loads_creates_no_output(tmp_path, video_factory, tiny_model):
     source = video_factory(40, (160, 120), 10.0)
     out, dets = tmp_path / "out.mp4", tmp_path / "out.jsonl"
-    options = RunOptions(source=str(source), display=False, output=out, json_path=dets,
-                         progress=False)
-    summary = run(options, spec_from_card(tiny_model),
-                  load=_signalling_loader(signal.SIGINT, None))
+    options = RunOptions(
+        source=str(source), display=False, output=out, json_path=dets, progress=False
+    )
+    summary = run(options, spec_from_card(tiny_model), load=_signalling_loader(signal.SIGINT, None))
 
     assert summary.stopped_early == "interrupted"
     assert summary.frames_processed == 0

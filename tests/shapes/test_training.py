@@ -17,10 +17,12 @@ from livesegment.shapes import training
 def test_two_steps_train_and_load_verified(tmp_path):
     out = tmp_path / "tiny.h5"
     # A narrow head and few ROIs keep the graph cheap; the code path is the real one.
-    spec = dataclasses.replace(training.shapes_spec(out, input_size=128), pyramid_size=16,
-                               fc_layers_size=32)
-    settings = training.TrainSettings(steps=2, seed=5, batch=1, train_rois_per_image=8,
-                                      log_every=1, class_loss_weight=10.0)
+    spec = dataclasses.replace(
+        training.shapes_spec(out, input_size=128), pyramid_size=16, fc_layers_size=32
+    )
+    settings = training.TrainSettings(
+        steps=2, seed=5, batch=1, train_rois_per_image=8, log_every=1, class_loss_weight=10.0
+    )
     lines: list[str] = []
 
     result = training.train(spec, settings, out, on_log=lines.append)
@@ -60,12 +62,14 @@ def test_training_scenes_match_live_resizing():
 def test_head_rois_hold_every_truth_object_and_background_from_the_first_step(tmp_path):
     # Random weights propose nothing near the objects; the heads still get a positive ROI for
     # every object, and every other slot (all of them on an empty image) is background.
-    spec = dataclasses.replace(training.shapes_spec(tmp_path / "x.h5", input_size=128),
-                               pyramid_size=16, fc_layers_size=32)
+    spec = dataclasses.replace(
+        training.shapes_spec(tmp_path / "x.h5", input_size=128), pyramid_size=16, fc_layers_size=32
+    )
     settings = training.TrainSettings(steps=1, seed=5, batch=2, train_rois_per_image=16)
     with training.head_roi_sampling():
-        model = training.segmenter.build_model(spec, mode="training", images_per_batch=2,
-                                               **training.train_overrides(settings))
+        model = training.segmenter.build_model(
+            spec, mode="training", images_per_batch=2, **training.train_overrides(settings)
+        )
     config = model.config
     anchors = training.pixel_anchors(config)
     rng = np.random.default_rng(3)
@@ -78,7 +82,8 @@ def test_head_rois_hold_every_truth_object_and_background_from_the_first_step(tm
     keras_model = model.keras_model
     rois, class_ids = keras_model.get_layer("proposal_targets").output[:2]
     sampled_rois, sampled_ids = training.tf_keras.backend.function(
-        keras_model.inputs, [rois, class_ids])(batch)
+        keras_model.inputs, [rois, class_ids]
+    )(batch)
 
     for truth, image_rois, image_ids in zip(batch[4], sampled_rois, sampled_ids, strict=True):
         truth_ids = truth[truth > 0]
@@ -88,7 +93,8 @@ def test_head_rois_hold_every_truth_object_and_background_from_the_first_step(tm
         # Every slot holds a real box: background proposals fill what positives leave.
         assert image_rois.any(axis=1).all()
     empty_rois, empty_ids = training.tf_keras.backend.function(
-        keras_model.inputs, [rois, class_ids])(empty)
+        keras_model.inputs, [rois, class_ids]
+    )(empty)
     assert not empty_ids.any()
     assert empty_rois.any(axis=2).all(), "an empty image gets background ROIs, not padding"
 
