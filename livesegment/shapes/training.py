@@ -42,6 +42,7 @@ from livesegment import shapes
 from livesegment.errors import UsageError
 from livesegment.model import segmenter, tinynet
 from livesegment.model.cards import ModelSpec, sha256_of, write_card
+from livesegment.model.detector import resize_long_side
 from livesegment.paths import check_no_overwrite
 
 log = logging.getLogger(__name__)
@@ -163,11 +164,17 @@ def render_training_scene(
         n_shapes=(0, 4),
         size_px=(SIZE_PX_AT_640[0] * size_scale, SIZE_PX_AT_640[1] * size_scale),
     )
-    h, w = source_hw
-    scale = input_size / max(h, w)
-    size_wh = (max(1, round(w * scale)), max(1, round(h * scale)))
-    # Live frames are shrunk with INTER_AREA (capture.to_model_rgb); the scene is RGB already.
-    rgb = cv2.resize(scene.rgb, size_wh, interpolation=cv2.INTER_AREA)
+    return resize_scene(scene, input_size)
+
+
+def resize_scene(
+    scene: shapes.Scene, input_size: int
+) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """A source-size scene at processing size, resized by the live pipeline's own function
+    (``detector.resize_long_side``: INTER_AREA when shrinking); masks follow, nearest-neighbour.
+    """
+    rgb = resize_long_side(scene.rgb, input_size)
+    size_wh = (rgb.shape[1], rgb.shape[0])
     objects = []
     for obj in scene.objects:
         mask = cv2.resize(

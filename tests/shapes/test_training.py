@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import cv2
 import numpy as np
 import pytest
 from conftest import run_cli
 
+from livesegment import shapes
 from livesegment.model.cards import read_weights_file
+from livesegment.model.detector import to_model_rgb
 from livesegment.model.segmenter import Segmenter
 from livesegment.shapes import training
 
@@ -50,13 +53,19 @@ def test_two_steps_train_and_load_verified(tmp_path):
 
 
 def test_training_scenes_match_live_resizing():
+    # Training sees a scene exactly as the live pipeline would hand it to the model: decoded
+    # as BGR, then ``to_model_rgb``.
     rng = np.random.default_rng(11)
-    for _ in range(5):
-        rgb, objects = training.render_training_scene(rng, 256)
-        assert rgb.dtype == np.uint8 and max(rgb.shape[:2]) == 256
+    for source_hw in ((480, 640), (640, 480), (600, 800)):
+        scene = shapes.render_scene(rng, shape_hw=source_hw, n_shapes=(1, 4))
+        rgb, objects = training.resize_scene(scene, 256)
+        live = to_model_rgb(cv2.cvtColor(scene.rgb, cv2.COLOR_RGB2BGR), 256)
+        np.testing.assert_array_equal(rgb, live)
         for name, mask in objects:
-            assert name in training.shapes.SHAPE_CLASSES
+            assert name in shapes.SHAPE_CLASSES
             assert mask.shape == rgb.shape[:2] and mask.any()
+    rgb, _ = training.render_training_scene(rng, 256)
+    assert rgb.dtype == np.uint8 and max(rgb.shape[:2]) == 256
 
 
 def test_head_rois_hold_every_truth_object_and_background_from_the_first_step(tmp_path):
