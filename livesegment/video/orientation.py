@@ -8,7 +8,7 @@ x to the right and y down, is shown at ``(a*x + c*y, b*x + d*y)`` (plus a transl
 brings the picture back into view); ``av_display_rotation_get`` of that matrix is the
 counter-clockwise angle on screen. The result is pixel-identical to ffmpeg's own
 ``-autorotate`` in all eight orientations and agrees with OpenCV's ``CAP_PROP_ORIENTATION_AUTO``
-for rotations (tests/test_rotation.py).
+for rotations (tests/e2e/test_rotation.py).
 """
 
 from __future__ import annotations
