@@ -29,8 +29,55 @@ def encode_mask(mask_hw: np.ndarray) -> dict[str, object]:
 
     The one encoder behind the JSONL detections, the truth files and the scores.
     """
-    rle = mask_utils.encode(np.asfortranarray(mask_hw.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+    return encode_masks(np.asarray(mask_hw)[np.newaxis])[0]
+
+
+def encode_masks(masks: np.ndarray, boxes: np.ndarray | None = None) -> list[dict[str, object]]:
+    """``encode_mask`` for (N, H, W) bool masks at once, reading each mask's box only.
+
+    The run boundaries are found with numpy inside each box, and pycocotools compresses all
+    masks in one call, so the cost grows with the boxes' area, not with N times the frame.
+
+    Args:
+        masks: (N, H, W) bool (or 0/1) masks.
+        boxes: (N, 4) int (x1, y1, x2, y2), x2 and y2 exclusive, outside which each mask is
+            False (``Detections.mask_bounds()``); None reads whole masks.
+    """
+    count, height, width = masks.shape
+    if count == 0:
+        return []
+    if boxes is None:
+        boxes = np.tile(np.array([0, 0, width, height]), (count, 1))
+    uncompressed = []
+    for mask, (x1, y1, x2, y2) in zip(masks, np.asarray(boxes).tolist(), strict=True):
+        if x2 > x1 and y2 > y1:
+            changes = _run_starts(mask[y1:y2, x1:x2].astype(bool, copy=False), x1, y1, height)
+            changes = changes[changes < height * width]
+        else:
+            changes = np.zeros(0, np.int64)
+        counts = np.diff(changes, prepend=0, append=height * width)
+        uncompressed.append({"size": [height, width], "counts": counts})
+    return [{"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+            for rle in mask_utils.frPyObjects(uncompressed, height, width)]
+
+
+def _run_starts(crop: np.ndarray, x1: int, y1: int, height: int) -> np.ndarray:
+    """Where runs start in the column-major order COCO counts in, as indices into the whole
+    (height, W) mask, for a mask that is False outside ``crop`` placed at (x1, y1)."""
+    crop_h, crop_w = crop.shape
+    if crop_h == height:
+        # Whole columns follow each other in column-major order: one stretch of the mask.
+        flat = np.zeros(crop_h * crop_w + 2, bool)
+        flat[1:-1] = crop.T.ravel()
+        return x1 * height + np.flatnonzero(flat[1:] != flat[:-1])
+    # A False pixel above and below each column (both outside the box, so False in the mask
+    # too) keeps runs from joining across columns.
+    padded = np.zeros((crop_w, crop_h + 2), bool)
+    padded[:, 1:-1] = crop.T
+    flat = padded.ravel()
+    starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    column, row = np.divmod(starts, crop_h + 2)
+    return (x1 + column) * height + y1 - 1 + row
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,10 @@ class Detections:
         class_ids: (N,) int32 ids into the model's class list (0 is background, never kept).
         class_names: (N,) str names matching ``class_ids``.
         empty_reason: when nothing was kept, why ("best: circle 0.31 < 0.50"); else None.
+        mask_boxes: (N, 4) int32 pixel ranges (x1, y1, x2, y2; x2 and y2 exclusive) outside
+            which each mask is False, when known: the detector sets them (a mask never leaves
+            its box), so drawing and encoding touch each mask's box only, not the whole frame.
+            None: not known; ``mask_bounds()`` then finds them. Replace them along with masks.
     """
 
     xyxy: np.ndarray
@@ -63,6 +67,7 @@ class Detections:
     class_ids: np.ndarray
     class_names: np.ndarray
     empty_reason: str | None = None
+    mask_boxes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -76,6 +81,12 @@ class Detections:
         _check("scores", self.scores, f"({n},)", self.scores.shape == (n,))
         _check("class_ids", self.class_ids, f"({n},)", self.class_ids.shape == (n,))
         _check("class_names", self.class_names, f"({n},)", self.class_names.shape == (n,))
+        if self.mask_boxes is not None:
+            boxes = self.mask_boxes
+            _check("mask_boxes", boxes, f"({n}, 4) integers within the masks",
+                   boxes.shape == (n, 4) and boxes.dtype.kind in "iu"
+                   and bool((boxes[:, :2] >= 0).all() and (boxes[:, 2] <= self.shape_hw[1]).all()
+                            and (boxes[:, 3] <= self.shape_hw[0]).all()))
 
     @classmethod
     def empty(cls, shape_hw: tuple[int, int], reason: str | None = None) -> Detections:
@@ -87,6 +98,7 @@ class Detections:
             class_ids=np.zeros(0, np.int32),
             class_names=np.zeros(0, "<U1"),
             empty_reason=reason,
+            mask_boxes=np.zeros((0, 4), np.int32),
         )
 
     def with_reason(self, reason: str | None) -> Detections:
@@ -100,17 +112,37 @@ class Detections:
         """Select instances with a boolean mask, an index array or a slice."""
         if isinstance(index, int | np.integer):
             index = [index]
-        return Detections(
-            self.xyxy[index],
-            self.masks[index],
-            self.scores[index],
-            self.class_ids[index],
-            self.class_names[index],
-        )
+        return Detections(self.xyxy[index], self.masks[index], self.scores[index],
+                          self.class_ids[index], self.class_names[index],
+                          mask_boxes=None if self.mask_boxes is None else self.mask_boxes[index])
 
     @property
     def shape_hw(self) -> tuple[int, int]:
         return self.masks.shape[1], self.masks.shape[2]
+
+    def mask_bounds(self) -> np.ndarray:
+        """(N, 4) int32 (x1, y1, x2, y2), x2 and y2 exclusive: each mask is False outside.
+
+        ``mask_boxes`` when known (no pixel read); else the tightest boxes, found in one pass
+        over the masks (empty masks get an empty box at 0, 0).
+        """
+        if self.mask_boxes is not None:
+            return self.mask_boxes
+        return tight_boxes(self.masks)
+
+
+def tight_boxes(masks: np.ndarray) -> np.ndarray:
+    """(N, 4) int32 (x1, y1, x2, y2), exclusive ends, around each (H, W) bool mask's True
+    pixels; an empty mask gets (0, 0, 0, 0)."""
+    rows, columns = masks.any(axis=2), masks.any(axis=1)
+    boxes = np.zeros((len(masks), 4), np.int32)
+    filled = rows.any(axis=1)
+    # argmax finds the first True; on the reversed axis, the last.
+    boxes[filled, 0] = columns[filled].argmax(axis=1)
+    boxes[filled, 1] = rows[filled].argmax(axis=1)
+    boxes[filled, 2] = columns.shape[1] - columns[filled, ::-1].argmax(axis=1)
+    boxes[filled, 3] = rows.shape[1] - rows[filled, ::-1].argmax(axis=1)
+    return boxes
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,15 +50,23 @@ def to_model_rgb(bgr: np.ndarray, long_side: int) -> np.ndarray:
 
 
 def unmold(candidates: Candidates, keep: np.ndarray) -> Detections:
-    """Full-size masks for the kept candidates only (``keep``: indices or a boolean mask)."""
+    """Full-size masks for the kept candidates only (``keep``: indices or a boolean mask).
+
+    Each mask is resized into its rounded box and is False elsewhere; the boxes travel along
+    as ``mask_boxes``, so later stages touch each box, never the whole frame per object. The
+    (N, H, W) array starts as untouched zero pages: only the boxes' rows cost memory.
+    """
     keep = np.arange(len(candidates))[keep]
     height, width = candidates.shape_hw
     masks = np.zeros((len(keep), height, width), bool)
-    for row, index in enumerate(keep):
-        x1, y1, x2, y2 = np.round(candidates.xyxy[index]).astype(int)
-        x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
-        x2, y2 = min(x2, width), min(y2, height)
-        if x2 <= x1 or y2 <= y1:
+    boxes = np.round(candidates.xyxy[keep]).astype(np.int32).reshape(-1, 4)
+    boxes[:, :2] = boxes[:, :2].clip(0)
+    boxes[:, 2] = np.minimum(np.maximum(boxes[:, 2], boxes[:, 0] + 1), width)
+    boxes[:, 3] = np.minimum(np.maximum(boxes[:, 3], boxes[:, 1] + 1), height)
+    outside = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    boxes[outside] = 0
+    for row, (index, (x1, y1, x2, y2)) in enumerate(zip(keep, boxes.tolist(), strict=True)):
+        if outside[row]:
             continue
         probs = cv2.resize(
             candidates.mask_probs[index], (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR
@@ -70,6 +78,7 @@ def unmold(candidates: Candidates, keep: np.ndarray) -> Detections:
         scores=candidates.scores[keep],
         class_ids=candidates.class_ids[keep],
         class_names=candidates.class_names[keep],
+        mask_boxes=boxes,
     )
 
 

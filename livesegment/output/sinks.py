@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from livesegment.errors import DisplayError, OutputError
-from livesegment.evaluate import encode_mask
+from livesegment.evaluate import encode_masks
 from livesegment.paths import check_output_path
 from livesegment.structures import Detections, FrameResult, RunSummary
 from livesegment.video.media import CONTAINER_SUFFIXES, FALLBACK_FPS, MediaWriter
@@ -29,20 +29,17 @@ log = logging.getLogger(__name__)
 
 
 def detections_to_json(detections: Detections) -> list[dict]:
+    """The JSONL ``detections`` of one frame; masks as COCO RLE, encoded box by box."""
+    masks = encode_masks(detections.masks, detections.mask_bounds())
     return [
         {
             "class": str(name),
             "score": round(float(score), 4),
             "box": [round(float(v), 1) for v in box],
-            "mask": encode_mask(mask),
+            "mask": mask,
         }
-        for name, score, box, mask in zip(
-            detections.class_names,
-            detections.scores,
-            detections.xyxy,
-            detections.masks,
-            strict=True,
-        )
+        for name, score, box, mask in zip(detections.class_names, detections.scores,
+                                           detections.xyxy, masks, strict=True)
     ]
 
 
