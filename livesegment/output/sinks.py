@@ -44,11 +44,16 @@ def detections_to_json(detections: Detections) -> list[dict]:
 
 
 class Sink(Protocol):
-    """Where processed frames go. ``picture`` is the annotated (H, W, 3) uint8 BGR frame."""
+    """Where processed frames go. ``picture`` is the annotated (H, W, 3) uint8 BGR frame.
+
+    A sink may say it needs no picture now with a ``wants_picture`` attribute that is False
+    (a JSONL; a recording not running): it is then given None, and a frame that no sink
+    wants drawn is not drawn.
+    """
 
     paths: list[Path]
 
-    def write(self, result: FrameResult, picture: np.ndarray) -> None: ...
+    def write(self, result: FrameResult, picture: np.ndarray | None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -62,6 +67,8 @@ class JsonlSink:
         follows: a video sink whose ``frames_durable`` a line waits for, so a killed run's
             JSONL never lists a frame its video lacks; None writes every line at once.
     """
+
+    wants_picture = False
 
     def __init__(self, path: Path, summary: RunSummary | None = None, follows=None):
         self.path = Path(path)
@@ -120,7 +127,11 @@ class JsonlSink:
             if self.summary is not None:
                 self._append({"summary": self.summary.to_json()})
         finally:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as error:  # what a failed write left in the buffer
+                raise OutputError(f"write failed ({error.strerror})", parameter="json_path",
+                                  value=self.path) from error
 
 
 MAX_WINDOW_WH = (1600, 900)

@@ -2,12 +2,14 @@
 
 Cheap checks (outputs, source, display) come first and the model after; output files are
 created only once the model is ready; every sink is opened under one ``ExitStack`` and closed,
-playable, whatever happens.
+playable, whatever happens. The main thread runs the model and the window; drawing and the
+files are done by the writer thread (``writer.py``) while the next frame is inferred.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -24,7 +26,7 @@ from tqdm import tqdm
 from livesegment.errors import LivesegmentError, OutputError, UsageError
 from livesegment.model.cards import ModelSpec
 from livesegment.model.detector import Detector
-from livesegment.output.overlay import OverlayStyle, annotate
+from livesegment.output.overlay import OverlayStyle
 from livesegment.output.sinks import (
     JsonlSink,
     PacedRecorder,
@@ -36,6 +38,7 @@ from livesegment.paths import Named, check_no_overwrite, check_output_path, clas
 from livesegment.pipeline.controls import ViewState
 from livesegment.pipeline.interrupts import StopRequest
 from livesegment.pipeline.results import ResultStream
+from livesegment.pipeline.writer import FrameWriter, Job
 from livesegment.structures import FrameResult, RunSummary, StopReason
 from livesegment.timing import FpsMeter
 from livesegment.video import footage
@@ -198,6 +201,10 @@ class RecordingSink:
     @property
     def recording(self) -> bool:
         return self.writer is not None
+
+    @property
+    def wants_picture(self) -> bool:
+        return self.recording
 
     @property
     def frames_durable(self) -> int | None:
@@ -365,8 +372,6 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
             return summary
         controls.threshold, controls.classes = detector.threshold, detector.classes
         sinks, recorder = _open_outputs(options, source, summary, stack, protected, images)
-        if window is not None:
-            sinks.append(window)
         results = stack.enter_context(
             ResultStream(
                 source, detector, reconnect_timeout_s=options.reconnect_timeout_s, until=stop.event
@@ -423,7 +428,11 @@ def _finish_summary(summary: RunSummary, results: ResultStream, controls: ViewSt
 @dataclass(slots=True)
 class _Session:
     """What the loop reads and changes besides the results: the viewer's controls, the
-    recording that ``r`` toggles, the window, the summary and the stop request."""
+    recording that ``r`` toggles, the window, the summary and the stop request.
+
+    ``recording`` is whether the recording runs as of the latest frame handed to the writer
+    (the writer starts and stops it in order with the frames), for the HUD.
+    """
 
     controls: ViewState
     recorder: RecordingSink | None
@@ -434,9 +443,15 @@ class _Session:
     protected: list[Named]
     demo: _DemoModelCheck | None = None
     inference_fps: FpsMeter = field(default_factory=FpsMeter)
+    recording: bool = False
+
+    def __post_init__(self) -> None:
+        self.recording = self.recorder is not None and self.recorder.recording
 
 
 def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
+    """Infer on this thread; draw and write on the writer thread (the window, if any, is
+    drawn here, where it is shown)."""
     summary, options = session.summary, session.options
     started = time.monotonic()
     progress = tqdm(
@@ -447,26 +462,15 @@ def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
         dynamic_ncols=True,
     )
     try:
-        with progress:
+        # A frame counts as processed once every file has it.
+        with progress, FrameWriter(sinks, on_written=summary.add) as writer:
             for result in results:
                 if session.demo is not None:
                     session.demo.add(result.frame.bgr)
                 session.inference_fps.tick()
-                summary.add(result)
-                # A segmented photo shows what was found, not the live HUD's rates.
-                hud = _hud_lines(results, result, session) if session.recorder else []
-                picture = annotate(
-                    result.frame.bgr,
-                    result.detections,
-                    result.empty_reason,
-                    hud,
-                    session.controls.style,
-                )
-                for sink in sinks:
-                    sink.write(result, picture)
-                summary.latencies_ms.append((time.monotonic() - result.frame.captured_at) * 1000)
+                _hand_over(result, results, writer, session)
                 progress.update()
-                _between_frames(results, picture, session)
+                _between_frames(results, writer, session)
                 if session.controls.quit:
                     summary.stop_reason = StopReason.QUIT
                     break
@@ -490,7 +494,20 @@ def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
         summary.elapsed_s = time.monotonic() - started
 
 
-def _between_frames(results: ResultStream, picture: np.ndarray, session: _Session) -> None:
+def _hand_over(result: FrameResult, results: ResultStream, writer: FrameWriter,
+               session: _Session) -> None:
+    """Show ``result`` in the window, if any, and queue it for the files."""
+    # A segmented photo shows what was found, not the live HUD's rates.
+    hud = tuple(_hud_lines(results, result, session)) if session.recorder else ()
+    job = Job(result, hud, session.controls.style)
+    if session.window is not None:
+        job = Job(result, hud, job.style, job.draw())
+        session.window.write(result, job.picture)
+    writer.submit(job)
+    session.summary.latencies_ms.append((time.monotonic() - result.frame.captured_at) * 1000)
+
+
+def _between_frames(results: ResultStream, writer: FrameWriter, session: _Session) -> None:
     """Apply what the viewer asked for; while paused, wait here without new frames."""
     controls = session.controls
     while True:
@@ -502,30 +519,38 @@ def _between_frames(results: ResultStream, picture: np.ndarray, session: _Sessio
                 _numbered(session.options.snapshot_dir / f"livesegment-{_stamp()}.png"),
                 session.protected,
             )
-            if not cv2.imwrite(str(path), picture):
-                raise OutputError(f"snapshot {path}: could not be written")
-            session.summary.files_written.append(path)
+            writer.call(functools.partial(_save_snapshot, writer, path, session.summary))
         if controls.record_toggle_requested:
             controls.record_toggle_requested = False
             if session.recorder is None:
                 log.info("r records videos; for a still image use s (snapshot) or an output")
             else:
-                session.recorder.toggle()
+                writer.call(session.recorder.toggle)
+                session.recording = not session.recording
         if not controls.paused or controls.quit or session.stop.is_set():
             return
+        writer.check()
         if session.window is not None:
             session.window.poll()
         else:
             time.sleep(0.03)
 
 
+def _save_snapshot(writer: FrameWriter, path: Path, summary: RunSummary) -> None:
+    """On the writer thread: the picture of the latest frame written, as a PNG."""
+    picture = writer.last_picture()
+    if picture is None:
+        return
+    if not cv2.imwrite(str(path), picture):
+        raise OutputError(f"snapshot {path}: could not be written")
+    summary.files_written.append(path)
+
+
 def _hud_lines(results: ResultStream, result: FrameResult, session: _Session) -> list[str]:
     controls, stats = session.controls, results.stats
     latency_ms = (time.monotonic() - result.frame.captured_at) * 1000
     classes = ",".join(sorted(controls.classes)) if controls.classes else "all"
-    flags = ("  REC" if session.recorder and session.recorder.recording else "") + (
-        "  PAUSED" if controls.paused else ""
-    )
+    flags = ("  REC" if session.recording else "") + ("  PAUSED" if controls.paused else "")
     return [
         f"inference {session.inference_fps.fps:4.1f} FPS ({result.inference_ms:.0f} ms)  "
         f"capture {stats.fps.fps:4.1f} FPS",
