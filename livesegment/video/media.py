@@ -20,6 +20,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.sidedata.sidedata import SideDataContainer
 
 from livesegment.errors import OutputError, SourceError, UsageError
 from livesegment.video.orientation import UPRIGHT, Orientation
@@ -165,7 +166,12 @@ class MediaReader:
     def _upright_bgr(self, frame: av.VideoFrame) -> np.ndarray:
         # FFmpeg attaches the stream's display matrix (or an H.264/HEVC orientation SEI) to
         # each decoded frame as side data; PyAV exposes no stream-level reader for it.
-        data = frame.side_data.get("DISPLAYMATRIX")
+        # Not ``frame.side_data``: it caches its container on the frame and the container
+        # points back at the frame, a reference cycle that keeps every decoded picture (and
+        # its FFmpeg buffers) alive until a full garbage collection, rare with TensorFlow's
+        # millions of objects; a long run's memory then grows by tens of MB. A container of
+        # our own is freed with the frame.
+        data = SideDataContainer(frame).get("DISPLAYMATRIX")
         if data is None:
             self.orientation = UPRIGHT
         else:
