@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,11 +200,26 @@ class WeightsFile:
     def fc_layers_size(self) -> int | None:
         return self._last_dim("mrcnn_class_conv1")
 
-    def read_values(self, layer: str) -> list[np.ndarray]:
-        """Weight arrays of one layer, in the order Keras assigns them."""
+    def read_layers(self, layers: Iterable[str]) -> dict[str, list[np.ndarray]]:
+        """Weight arrays of ``layers``, each in the order Keras assigns them, in one pass over
+        the file (a 246 MB file is opened once and each value read once).
+
+        Raises:
+            ModelError: a layer is missing or its data cannot be read (truncated, corrupt).
+        """
+        values = {}
         with h5py.File(self.path, "r") as h5:
-            group = _weights_root(h5)[layer]
-            return [np.asarray(group[name]) for name in _attr_names(group, "weight_names")]
+            root = _weights_root(h5)
+            for layer in layers:
+                try:
+                    group = root[layer]
+                    values[layer] = [np.asarray(group[name])
+                                     for name in _attr_names(group, "weight_names")]
+                except (OSError, KeyError, ValueError) as error:
+                    raise ModelError(f"{self.path}: layer {layer} could not be read "
+                                     f"({str(error).splitlines()[0]}); fetch the file again"
+                                     ) from error
+        return values
 
 
 def _attr_names(node, key: str) -> list[str]:
