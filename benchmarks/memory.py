@@ -64,23 +64,33 @@ def main() -> None:
             calls += 1
             if calls % args.every == 0 or calls == args.first:
                 samples[calls] = rss_mb()
-                print(f"frame {calls:6d}: RSS {samples[calls]:7.1f} MB  "
-                      f"({time.monotonic() - started:.0f} s)", flush=True)
+                print(
+                    f"frame {calls:6d}: RSS {samples[calls]:7.1f} MB  "
+                    f"({time.monotonic() - started:.0f} s)",
+                    flush=True,
+                )
             return network(rgb, shape_hw)
 
         detector.engine = network_and_rss
         return detector
 
     with tempfile.TemporaryDirectory() as out:
-        options = RunOptions(source=str(source), display=False, progress=False,
-                             output=Path(out) / "memory.mp4", json_path=Path(out) / "memory.jsonl")
+        options = RunOptions(
+            source=str(source),
+            display=False,
+            progress=False,
+            output=Path(out) / "memory.mp4",
+            json_path=Path(out) / "memory.jsonl",
+        )
         summary = run(options, resolve_model(args.model), load=measuring_loader)
     last = max(samples)
     print(f"frames processed: {summary.frames_processed}, mean FPS {summary.mean_fps:.2f}")
     if args.first in samples and last > args.first:
         growth = samples[last] - samples[args.first]
-        print(f"RSS at frame {args.first}: {samples[args.first]:.1f} MB; at frame {last}: "
-              f"{samples[last]:.1f} MB; growth {growth:+.1f} MB")
+        print(
+            f"RSS at frame {args.first}: {samples[args.first]:.1f} MB; at frame {last}: "
+            f"{samples[last]:.1f} MB; growth {growth:+.1f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -36,22 +36,30 @@ def synthetic_candidates(n_objects: int, size_wh: tuple[int, int], seed: int = 0
     wobble = rng.uniform(0.7, 1.0, (n_objects, 1, 1))
     probs = np.clip(1.5 - radius[None] / wobble, 0, 1).astype(np.float32)
     class_ids = rng.integers(1, len(CLASS_NAMES), n_objects).astype(np.int32)
-    return Candidates(xyxy=xyxy, scores=np.sort(rng.uniform(0.7, 1.0, n_objects))[::-1]
-                      .astype(np.float32), class_ids=class_ids,
-                      class_names=CLASS_NAMES[class_ids], mask_probs=probs,
-                      shape_hw=(height, width))
+    return Candidates(
+        xyxy=xyxy,
+        scores=np.sort(rng.uniform(0.7, 1.0, n_objects))[::-1].astype(np.float32),
+        class_ids=class_ids,
+        class_names=CLASS_NAMES[class_ids],
+        mask_probs=probs,
+        shape_hw=(height, width),
+    )
 
 
-def measure(n_objects: int, size_wh: tuple[int, int], repeat: int,
-            statistic=np.median) -> dict[str, float]:
+def measure(
+    n_objects: int, size_wh: tuple[int, int], repeat: int, statistic=np.median
+) -> dict[str, float]:
     """ms per frame of each stage over ``repeat`` frames (median, or ``statistic``)."""
     candidates = synthetic_candidates(n_objects, size_wh)
     rng = np.random.default_rng(1)
     bgr = rng.integers(0, 256, (size_wh[1], size_wh[0], 3), np.uint8)
     keep = np.arange(n_objects)
     style = OverlayStyle()
-    hud = ["inference 10.0 FPS (80 ms)  capture 15.0 FPS", "latency 90 ms  dropped 0",
-           "threshold 0.70  classes: all"]
+    hud = [
+        "inference 10.0 FPS (80 ms)  capture 15.0 FPS",
+        "latency 90 ms  dropped 0",
+        "threshold 0.70  classes: all",
+    ]
     times: dict[str, list[float]] = {"unmold": [], "draw": [], "encode": []}
     for _ in range(repeat):
         started = time.perf_counter()
@@ -74,8 +82,11 @@ def main() -> None:
     parser.add_argument("--size", default="640x480", help="frame size WxH")
     parser.add_argument("--objects", default="10,50", help="object counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--min", action="store_true",
-                        help="the fastest frame instead of the median (steadier on a busy machine)")
+    parser.add_argument(
+        "--min",
+        action="store_true",
+        help="the fastest frame instead of the median (steadier on a busy machine)",
+    )
     args = parser.parse_args()
     size_wh = tuple(int(v) for v in args.size.lower().split("x"))
     statistic = np.min if args.min else np.median
@@ -83,8 +94,10 @@ def main() -> None:
     print(f"{'objects':>7} {'unmold':>8} {'draw':>8} {'encode':>8} {'total':>8} {'per object':>11}")
     for n_objects in (int(v) for v in args.objects.split(",")):
         ms = measure(n_objects, size_wh, args.repeat, statistic)
-        print(f"{n_objects:>7} {ms['unmold']:8.2f} {ms['draw']:8.2f} {ms['encode']:8.2f} "
-              f"{ms['total']:8.2f} {ms['total'] / n_objects:11.3f}")
+        print(
+            f"{n_objects:>7} {ms['unmold']:8.2f} {ms['draw']:8.2f} {ms['encode']:8.2f} "
+            f"{ms['total']:8.2f} {ms['total'] / n_objects:11.3f}"
+        )
 
 
 if __name__ == "__main__":

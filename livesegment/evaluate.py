@@ -57,8 +57,10 @@ def encode_masks(masks: np.ndarray, boxes: np.ndarray | None = None) -> list[dic
             changes = np.zeros(0, np.int64)
         counts = np.diff(changes, prepend=0, append=height * width)
         uncompressed.append({"size": [height, width], "counts": counts})
-    return [{"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
-            for rle in mask_utils.frPyObjects(uncompressed, height, width)]
+    return [
+        {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+        for rle in mask_utils.frPyObjects(uncompressed, height, width)
+    ]
 
 
 def _run_starts(crop: np.ndarray, x1: int, y1: int, height: int) -> np.ndarray:

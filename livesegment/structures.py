@@ -83,10 +83,18 @@ class Detections:
         _check("class_names", self.class_names, f"({n},)", self.class_names.shape == (n,))
         if self.mask_boxes is not None:
             boxes = self.mask_boxes
-            _check("mask_boxes", boxes, f"({n}, 4) integers within the masks",
-                   boxes.shape == (n, 4) and boxes.dtype.kind in "iu"
-                   and bool((boxes[:, :2] >= 0).all() and (boxes[:, 2] <= self.shape_hw[1]).all()
-                            and (boxes[:, 3] <= self.shape_hw[0]).all()))
+            _check(
+                "mask_boxes",
+                boxes,
+                f"({n}, 4) integers within the masks",
+                boxes.shape == (n, 4)
+                and boxes.dtype.kind in "iu"
+                and bool(
+                    (boxes[:, :2] >= 0).all()
+                    and (boxes[:, 2] <= self.shape_hw[1]).all()
+                    and (boxes[:, 3] <= self.shape_hw[0]).all()
+                ),
+            )
 
     @classmethod
     def empty(cls, shape_hw: tuple[int, int], reason: str | None = None) -> Detections:
@@ -112,9 +120,14 @@ class Detections:
         """Select instances with a boolean mask, an index array or a slice."""
         if isinstance(index, int | np.integer):
             index = [index]
-        return Detections(self.xyxy[index], self.masks[index], self.scores[index],
-                          self.class_ids[index], self.class_names[index],
-                          mask_boxes=None if self.mask_boxes is None else self.mask_boxes[index])
+        return Detections(
+            self.xyxy[index],
+            self.masks[index],
+            self.scores[index],
+            self.class_ids[index],
+            self.class_names[index],
+            mask_boxes=None if self.mask_boxes is None else self.mask_boxes[index],
+        )
 
     @property
     def shape_hw(self) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from livesegment.errors import ModelError
+from livesegment.errors import ModelError, UsageError
 from livesegment.model.resources import data_dir
 
 BUNDLED_DIR = data_dir("bundled_models", "models")
@@ -109,6 +109,39 @@ COCO_CLASS_NAMES = (
 
 BACKBONES = ("resnet50", "resnet101", "tinynet")
 
+SPEEDS = ("accurate", "balanced", "fast")
+DEFAULT_SPEED = "balanced"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeedPreset:
+    """How much of the network runs per frame. None of it changes the weights.
+
+    Attributes:
+        max_size: long side, in pixels, of the frame the network sees (backbone, RPN).
+        rois: region proposals the classifier head scores (``POST_NMS_ROIS_INFERENCE``).
+        max_instances: mask-head slots, the most objects one frame can hold
+            (``DETECTION_MAX_INSTANCES``); the mask head runs on every slot, filled or not.
+    """
+
+    max_size: int
+    rois: int
+    max_instances: int
+
+    def __post_init__(self) -> None:
+        if min(self.max_size, self.rois, self.max_instances) < 1:
+            raise ValueError(f"speed preset values must be positive, got {self.to_dict()}")
+
+    def to_dict(self) -> dict[str, int]:
+        return {"max_size": self.max_size, "rois": self.rois, "max_instances": self.max_instances}
+
+
+# ``balanced`` and ``fast`` for a file whose card has no presets (PixelLib's COCO model, or a
+# bare .h5): PixelLib's own "average" and "fast" input sizes (512 and 384 px) with fewer ROIs and
+# mask slots; ``accurate`` is the file's own configuration (PixelLib's 1024 px, 1000 ROIs, 100
+# slots for COCO). Each is capped by ``accurate``. Timings: README "Speed".
+GENERIC_PRESETS = {"balanced": SpeedPreset(512, 300, 30), "fast": SpeedPreset(384, 150, 10)}
+
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
@@ -129,6 +162,9 @@ class ModelSpec:
         default_threshold: confidence used when ``--threshold`` is not given.
         sha256: expected digest of the weights file, when the card records it.
         card: the model card it was read from, if any (an input no output may overwrite).
+        presets: the card's speed presets, ``(name, SpeedPreset)`` pairs; a preset the card
+            does not list comes from ``GENERIC_PRESETS`` (see ``preset``).
+        default_speed: the preset used when none is asked for; None means ``DEFAULT_SPEED``.
     """
 
     name: str
@@ -144,10 +180,57 @@ class ModelSpec:
     default_threshold: float = 0.5
     sha256: str | None = None
     card: Path | None = field(default=None, compare=False)
+    presets: tuple[tuple[str, SpeedPreset], ...] = ()
+    default_speed: str | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def preset(self, speed: str | None = None) -> SpeedPreset:
+        """The values of preset ``speed`` (None: the model's default preset).
+
+        ``accurate`` is the architecture's own configuration unless the card says otherwise;
+        ``balanced`` and ``fast`` default to ``GENERIC_PRESETS``, capped by ``accurate``.
+
+        Raises:
+            UsageError: an unknown preset name.
+        """
+        speed = speed or self.default_speed or DEFAULT_SPEED
+        listed = dict(self.presets)
+        if speed in listed:
+            return listed[speed]
+        accurate = listed.get("accurate") or SpeedPreset(
+            self.input_size, self.post_nms_rois_inference, self.detection_max_instances
+        )
+        if speed == "accurate":
+            return accurate
+        if speed not in GENERIC_PRESETS:
+            raise UsageError(
+                f"unknown speed preset; use one of {', '.join(SPEEDS)}",
+                parameter="speed",
+                value=speed,
+            )
+        generic = GENERIC_PRESETS[speed]
+        return SpeedPreset(
+            min(generic.max_size, accurate.max_size),
+            min(generic.rois, accurate.rois),
+            min(generic.max_instances, accurate.max_instances),
+        )
+
+    def speed_settings(
+        self,
+        speed: str | None = None,
+        *,
+        max_size: int | None = None,
+        rois: int | None = None,
+        max_instances: int | None = None,
+    ) -> SpeedPreset:
+        """Preset ``speed`` with any of its three values replaced by the ones given."""
+        preset = self.preset(speed)
+        return SpeedPreset(
+            max_size or preset.max_size, rois or preset.rois, max_instances or preset.max_instances
+        )
 
     @property
     def object_classes(self) -> tuple[str, ...]:
@@ -213,12 +296,14 @@ class WeightsFile:
             for layer in layers:
                 try:
                     group = root[layer]
-                    values[layer] = [np.asarray(group[name])
-                                     for name in _attr_names(group, "weight_names")]
+                    values[layer] = [
+                        np.asarray(group[name]) for name in _attr_names(group, "weight_names")
+                    ]
                 except (OSError, KeyError, ValueError) as error:
-                    raise ModelError(f"{self.path}: layer {layer} could not be read "
-                                     f"({str(error).splitlines()[0]}); fetch the file again"
-                                     ) from error
+                    raise ModelError(
+                        f"{self.path}: layer {layer} could not be read "
+                        f"({str(error).splitlines()[0]}); fetch the file again"
+                    ) from error
         return values
 
 
@@ -318,6 +403,17 @@ def spec_from_card(card_path: Path) -> ModelSpec:
         fields = {k: arch[k] for k in ARCHITECTURE_FIELDS if k in arch}
         if "rpn_anchor_scales" in fields:
             fields["rpn_anchor_scales"] = tuple(fields["rpn_anchor_scales"])
+        presets = tuple(
+            (name, SpeedPreset(**{key: int(value) for key, value in values.items()}))
+            for name, values in card.get("presets", {}).items()
+        )
+        unknown = [name for name, _ in presets if name not in SPEEDS] + [
+            name for name in [card.get("default_speed")] if name not in (None, *SPEEDS)
+        ]
+        if unknown:
+            raise ValueError(
+                f"unknown speed preset {unknown[0]!r}; presets are {', '.join(SPEEDS)}"
+            )
         return ModelSpec(
             name=card.get("name", card_path.stem),
             weights=card_path.parent / card.get("weights", card_path.stem + ".h5"),
@@ -325,9 +421,11 @@ def spec_from_card(card_path: Path) -> ModelSpec:
             default_threshold=float(card.get("default_threshold", 0.5)),
             sha256=card.get("sha256"),
             card=card_path,
+            presets=presets,
+            default_speed=card.get("default_speed"),
             **fields,
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ModelError(
             f"{card_path}: model card is missing or has a bad field ({error})"
         ) from error
@@ -473,6 +571,8 @@ def write_card(spec: ModelSpec, card_path: Path, **extra) -> None:
             for k in ARCHITECTURE_FIELDS
             for v in [getattr(spec, k)]
         },
+        "default_speed": spec.default_speed or DEFAULT_SPEED,
+        "presets": {speed: spec.preset(speed).to_dict() for speed in SPEEDS},
         **extra,
     }
     Path(card_path).write_text(json.dumps(card, indent=2) + "\n")

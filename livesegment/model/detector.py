@@ -135,19 +135,31 @@ class Detector:
         class_names: tuple[str, ...] | None = None,
         threshold: float | None = None,
         classes: Iterable[str] | None = None,
+        speed: str | None = None,
         max_size: int | None = None,
+        rois: int | None = None,
+        max_instances: int | None = None,
     ) -> Detector:
         """Load a bundled or downloaded model by name, or an ``.h5`` file, with verified weights.
 
+        Args:
+            speed: ``"accurate"``, ``"balanced"`` or ``"fast"`` (see ``ModelSpec.preset``);
+                None uses the model card's default preset, else ``"balanced"``.
+            max_size, rois, max_instances: replace one value of the preset: the long side the
+                network sees, the ROIs its classifier scores, its mask-head slots.
+
         Raises:
             ModelError: unknown name, or a missing, broken or mismatched weights file.
+            UsageError: an unknown speed preset.
         """
         spec = model if isinstance(model, ModelSpec) else resolve_model(model, class_names)
+        settings = spec.speed_settings(
+            speed, max_size=max_size, rois=rois, max_instances=max_instances
+        )
         from livesegment.model import segmenter  # the TensorFlow import happens here, not before
 
-        return cls(
-            segmenter.Segmenter(spec), spec, threshold=threshold, classes=classes, max_size=max_size
-        )
+        engine = segmenter.Segmenter(spec, rois=settings.rois, max_instances=settings.max_instances)
+        return cls(engine, spec, threshold=threshold, classes=classes, max_size=settings.max_size)
 
     @property
     def threshold(self) -> float:

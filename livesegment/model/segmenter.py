@@ -139,27 +139,35 @@ def load_verified(keras_model, weights: WeightsFile) -> None:
     try:
         file_values = weights.read_layers(layer.name for layer in layers)
     except OSError as error:
-        raise ModelError(f"{weights.path}: weights could not be read "
-                         f"({str(error).splitlines()[0]}); fetch the file again") from error
+        raise ModelError(
+            f"{weights.path}: weights could not be read "
+            f"({str(error).splitlines()[0]}); fetch the file again"
+        ) from error
     owners, pairs = [], []
     for layer in layers:
         values = file_values.pop(layer.name)
         if len(values) != len(layer.weights):
-            raise ModelError(f"{weights.path}: layer {layer.name} holds {len(values)} weights in "
-                             f"the file but {len(layer.weights)} in the model")
+            raise ModelError(
+                f"{weights.path}: layer {layer.name} holds {len(values)} weights in "
+                f"the file but {len(layer.weights)} in the model"
+            )
         for variable, value in zip(layer.weights, values, strict=True):
             if tuple(value.shape) != tuple(int(d) for d in variable.shape):
-                raise ModelError(f"{weights.path}: layer {layer.name} has shape "
-                                 f"{list(value.shape)} in the file but "
-                                 f"{[int(d) for d in variable.shape]} in the model")
+                raise ModelError(
+                    f"{weights.path}: layer {layer.name} has shape "
+                    f"{list(value.shape)} in the file but "
+                    f"{[int(d) for d in variable.shape]} in the model"
+                )
             owners.append(layer.name)
             pairs.append((variable, value))
     backend.batch_set_value(pairs)
     loaded = backend.batch_get_value([variable for variable, _ in pairs])
     for name, (_, value), model_value in zip(owners, pairs, loaded, strict=True):
         if not np.array_equal(value, model_value):
-            raise ModelError(f"{weights.path}: layer {name} did not load (model values "
-                             "differ from the file after loading)")
+            raise ModelError(
+                f"{weights.path}: layer {name} did not load (model values "
+                "differ from the file after loading)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +189,8 @@ class Segmenter:
         score_floor: candidates under this confidence are dropped in the graph.
         weights: the file's description when already read (else read from ``spec.weights``).
         verify: load and verify the weights; False leaves the network random (benchmarks).
+        rois, max_instances: the speed preset's ROIs and mask-head slots; None uses the
+            spec's ``post_nms_rois_inference`` and ``detection_max_instances``.
     """
 
     def __init__(
@@ -190,16 +200,25 @@ class Segmenter:
         score_floor: float = SCORE_FLOOR,
         weights: WeightsFile | None = None,
         verify: bool = True,
+        rois: int | None = None,
+        max_instances: int | None = None,
     ):
         self.spec = spec
         started = time.monotonic()
         # TensorFlow logs on fd 2 while it builds the graph and on the first call.
         self._quiet_next_call = not tfenv.tensorflow_logging_on()
+        # The speed preset's parts that live in the graph; the weights do not depend on them.
+        sizes = {
+            "POST_NMS_ROIS_INFERENCE": rois or spec.post_nms_rois_inference,
+            "DETECTION_MAX_INSTANCES": max_instances or spec.detection_max_instances,
+        }
         with tfenv.silenced_stderr(self._quiet_next_call):
-            self.model = build_model(spec, score_floor=score_floor)
+            self.model = build_model(spec, score_floor=score_floor, **sizes)
             if verify:
-                load_verified(self.model.keras_model,
-                              weights if weights is not None else read_weights_file(spec.weights))
+                load_verified(
+                    self.model.keras_model,
+                    weights if weights is not None else read_weights_file(spec.weights),
+                )
         self._class_names = np.array(spec.class_names)
         log.info("model %s ready in %.1fs", spec.name, time.monotonic() - started)
 

@@ -37,8 +37,10 @@ class MaskDrawer:
     def draw(self, bgr: np.ndarray, detections: Detections) -> np.ndarray:
         out = bgr.copy()
         boxes = detections.mask_bounds().tolist()
-        crops = [mask[y1:y2, x1:x2] for mask, (x1, y1, x2, y2)
-                 in zip(detections.masks, boxes, strict=True)]
+        crops = [
+            mask[y1:y2, x1:x2]
+            for mask, (x1, y1, x2, y2) in zip(detections.masks, boxes, strict=True)
+        ]
         areas = np.array([np.count_nonzero(crop) for crop in crops], np.int64)
         drawn = np.flatnonzero(areas)
         if len(drawn) == 0:
@@ -49,10 +51,10 @@ class MaskDrawer:
         shown = np.full((bottom - top, right - left), -1, np.int32)
         for index in drawn[np.argsort(-areas[drawn], kind="stable")]:
             x1, y1, x2, y2 = boxes[index]
-            np.copyto(shown[y1 - top:y2 - top, x1 - left:x2 - left], index,
-                      where=crops[index])
-        palette = np.array([class_colour_bgr(int(class_id))
-                            for class_id in detections.class_ids], np.uint8)
+            np.copyto(shown[y1 - top : y2 - top, x1 - left : x2 - left], index, where=crops[index])
+        palette = np.array(
+            [class_colour_bgr(int(class_id)) for class_id in detections.class_ids], np.uint8
+        )
         # np.take and OpenCV's masked copy: numpy's boolean and fancy indexing of (H, W, 3)
         # images cost ten times more. Uncovered pixels (-1) take some colour, then stay bgr.
         painted = np.take(palette, shown, axis=0, mode="wrap")

@@ -38,8 +38,9 @@ def detections_to_json(detections: Detections) -> list[dict]:
             "box": [round(float(v), 1) for v in box],
             "mask": mask,
         }
-        for name, score, box, mask in zip(detections.class_names, detections.scores,
-                                           detections.xyxy, masks, strict=True)
+        for name, score, box, mask in zip(
+            detections.class_names, detections.scores, detections.xyxy, masks, strict=True
+        )
     ]
 
 
@@ -130,8 +131,9 @@ class JsonlSink:
             try:
                 self._file.close()
             except OSError as error:  # what a failed write left in the buffer
-                raise OutputError(f"write failed ({error.strerror})", parameter="json_path",
-                                  value=self.path) from error
+                raise OutputError(
+                    f"write failed ({error.strerror})", parameter="json_path", value=self.path
+                ) from error
 
 
 MAX_WINDOW_WH = (1600, 900)

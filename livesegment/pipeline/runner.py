@@ -70,7 +70,9 @@ class RunOptions:
         display: True/False as asked; None shows a window only where a display exists.
         threshold: None uses the model card's default.
         classes: class names to keep; None keeps all.
-        max_size: long side in pixels used for inference; None uses the model's input size.
+        speed: speed preset (accurate, balanced, fast); None uses the model's default.
+        max_size: long side in pixels used for inference; None uses the preset's.
+        rois, max_instances: ROIs scored and mask-head slots; None uses the preset's.
         output_fps: frame rate of recordings from live sources; None measures the real rate.
         snapshot_dir: where ``s`` snapshots and ``r`` recordings without ``--output`` go.
         default_model: the model is the bundled demo because none was asked for; the run says
@@ -84,6 +86,9 @@ class RunOptions:
     threshold: float | None = None
     classes: frozenset[str] | None = None
     max_size: int | None = None
+    speed: str | None = None
+    rois: int | None = None
+    max_instances: int | None = None
     style: OverlayStyle = field(default_factory=OverlayStyle)
     verbose: bool = False
     progress: bool = True
@@ -102,7 +107,13 @@ Loader = Callable[[ModelSpec, RunOptions], Detector]
 def load_detector(spec: ModelSpec, options: RunOptions) -> Detector:
     """Build the network and load verified weights (TensorFlow is imported here)."""
     return Detector.load(
-        spec, threshold=options.threshold, classes=options.classes, max_size=options.max_size
+        spec,
+        threshold=options.threshold,
+        classes=options.classes,
+        speed=options.speed,
+        max_size=options.max_size,
+        rois=options.rois,
+        max_instances=options.max_instances,
     )
 
 
@@ -494,8 +505,9 @@ def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
         summary.elapsed_s = time.monotonic() - started
 
 
-def _hand_over(result: FrameResult, results: ResultStream, writer: FrameWriter,
-               session: _Session) -> None:
+def _hand_over(
+    result: FrameResult, results: ResultStream, writer: FrameWriter, session: _Session
+) -> None:
     """Show ``result`` in the window, if any, and queue it for the files."""
     # A segmented photo shows what was found, not the live HUD's rates.
     hud = tuple(_hud_lines(results, result, session)) if session.recorder else ()

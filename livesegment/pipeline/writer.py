@@ -56,8 +56,9 @@ class Job:
     def draw(self) -> np.ndarray:
         """The annotated picture: (H, W, 3) uint8 BGR, the frame itself left untouched."""
         result = self.result
-        return annotate(result.frame.bgr, result.detections, result.empty_reason,
-                        list(self.hud), self.style)
+        return annotate(
+            result.frame.bgr, result.detections, result.empty_reason, list(self.hud), self.style
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +91,13 @@ class FrameWriter:
     CLOSE_TIMEOUT_S = 60.0
     ABANDON_TIMEOUT_S = 5.0
 
-    def __init__(self, sinks: Sequence[Sink], *,
-                 on_written: Callable[[FrameResult], None] | None = None,
-                 queue_size: int = QUEUE_SIZE):
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        *,
+        on_written: Callable[[FrameResult], None] | None = None,
+        queue_size: int = QUEUE_SIZE,
+    ):
         self.sinks = list(sinks)
         self._on_written = on_written
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -101,16 +106,17 @@ class FrameWriter:
         self._error_raised = False
         self._last: Job | None = None
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="livesegment-writer",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="livesegment-writer", daemon=True)
 
     def __enter__(self) -> FrameWriter:
         self._thread.start()
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        self.close(abandon=exc_type is not None and issubclass(exc_type, KeyboardInterrupt),
-                   raise_error=exc_type is None)
+        self.close(
+            abandon=exc_type is not None and issubclass(exc_type, KeyboardInterrupt),
+            raise_error=exc_type is None,
+        )
 
     # The main thread's side.
 
@@ -184,8 +190,10 @@ class FrameWriter:
             self._thread.join(0.1)
         if self._thread.is_alive():
             self._stop.set()
-            raise OutputError(f"the outputs were still being written after {timeout_s:.0f} s "
-                              "(a stuck disk or network share?)")
+            raise OutputError(
+                f"the outputs were still being written after {timeout_s:.0f} s "
+                "(a stuck disk or network share?)"
+            )
 
     # The writer thread's side.
 

@@ -314,6 +314,8 @@ def main(
                 "class_names",
                 "default_threshold",
                 "architecture",
+                "default_speed",
+                "presets",
                 "metrics",
             )
         }

@@ -82,9 +82,14 @@ def box_region(boxes, shape_hw):
 def detections(masks, boxes=None, class_ids=None):
     count = len(masks)
     class_ids = np.arange(count, dtype=np.int32) % 3 + 1 if class_ids is None else class_ids
-    return Detections(xyxy=np.zeros((count, 4), np.float32), masks=masks,
-                      scores=np.linspace(0.99, 0.7, count).astype(np.float32),
-                      class_ids=class_ids, class_names=CLASS_NAMES[class_ids], mask_boxes=boxes)
+    return Detections(
+        xyxy=np.zeros((count, 4), np.float32),
+        masks=masks,
+        scores=np.linspace(0.99, 0.7, count).astype(np.float32),
+        class_ids=class_ids,
+        class_names=CLASS_NAMES[class_ids],
+        mask_boxes=boxes,
+    )
 
 
 def paint_whole_frames(bgr, detections, opacity=0.5):
@@ -121,9 +126,14 @@ def candidates(count, shape_hw=(120, 160), seed=0):
     xyxy = np.stack([x1, y1, x1 + rng.uniform(0, 60, count), y1 + rng.uniform(0, 60, count)], 1)
     xyxy = np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
     class_ids = rng.integers(1, 4, count).astype(np.int32)
-    return Candidates(xyxy, np.sort(rng.uniform(0, 1, count))[::-1].astype(np.float32),
-                      class_ids, CLASS_NAMES[class_ids],
-                      rng.uniform(0, 1, (count, 28, 28)).astype(np.float32), shape_hw)
+    return Candidates(
+        xyxy,
+        np.sort(rng.uniform(0, 1, count))[::-1].astype(np.float32),
+        class_ids,
+        CLASS_NAMES[class_ids],
+        rng.uniform(0, 1, (count, 28, 28)).astype(np.float32),
+        shape_hw,
+    )
 
 
 def test_only_kept_candidates_get_masks_and_each_stays_in_its_box():
@@ -141,8 +151,9 @@ def test_only_kept_candidates_get_masks_and_each_stays_in_its_box():
             probs = cv2.resize(found.mask_probs[index], (int(x2 - x1), int(y2 - y1)))
             np.testing.assert_array_equal(kept.masks[row, y1:y2, x1:x2], probs >= 0.5)
     subset = kept[kept.scores > np.median(kept.scores)]
-    np.testing.assert_array_equal(subset.mask_boxes, kept.mask_boxes[kept.scores >
-                                                                     np.median(kept.scores)])
+    np.testing.assert_array_equal(
+        subset.mask_boxes, kept.mask_boxes[kept.scores > np.median(kept.scores)]
+    )
     assert len(unmold(found, np.zeros(12, bool)).mask_boxes) == 0
 
 

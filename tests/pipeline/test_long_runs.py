@@ -22,9 +22,14 @@ def one_square(spec, options) -> Detector:
 
     def engine(rgb, shape_hw):
         height, width = shape_hw
-        return Candidates(np.array([[10, 10, width / 2, height / 2]], np.float32),
-                          np.array([0.9], np.float32), np.array([2], np.int32),
-                          np.array(["square"]), np.ones((1, 28, 28), np.float32), shape_hw)
+        return Candidates(
+            np.array([[10, 10, width / 2, height / 2]], np.float32),
+            np.array([0.9], np.float32),
+            np.array([2], np.int32),
+            np.array(["square"]),
+            np.ones((1, 28, 28), np.float32),
+            shape_hw,
+        )
 
     return Detector(engine, spec)
 
@@ -54,9 +59,13 @@ def test_decoded_frames_are_freed_as_soon_as_they_are_read(video_factory, no_cyc
 
 
 def test_a_run_leaves_no_frame_behind(tmp_path, video_factory, no_cycle_collection):
-    options = RunOptions(source=str(video_factory(60, (160, 120), 10.0, ".mp4")),
-                         display=False, output=tmp_path / "out.mp4",
-                         json_path=tmp_path / "out.jsonl", progress=False)
+    options = RunOptions(
+        source=str(video_factory(60, (160, 120), 10.0, ".mp4")),
+        display=False,
+        output=tmp_path / "out.mp4",
+        json_path=tmp_path / "out.jsonl",
+        progress=False,
+    )
     summary = run(options, tiny_spec(tmp_path / "unused.h5"), load=one_square)
     assert summary.frames_processed == 60
     assert alive(FrameResult) == 0

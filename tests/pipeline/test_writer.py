@@ -30,10 +30,14 @@ SIZE_WH = (160, 120)
 def one_circle(rgb: np.ndarray, shape_hw: tuple[int, int]) -> Candidates:
     """A fake network: one confident circle in the middle of every frame."""
     height, width = shape_hw
-    return Candidates(np.array([[width / 4, height / 4, width * 3 / 4, height * 3 / 4]],
-                               np.float32), np.array([0.9], np.float32),
-                      np.array([1], np.int32), np.array(["circle"]),
-                      np.ones((1, 28, 28), np.float32), (height, width))
+    return Candidates(
+        np.array([[width / 4, height / 4, width * 3 / 4, height * 3 / 4]], np.float32),
+        np.array([0.9], np.float32),
+        np.array([1], np.int32),
+        np.array(["circle"]),
+        np.ones((1, 28, 28), np.float32),
+        (height, width),
+    )
 
 
 class CountingLoader:
@@ -53,16 +57,22 @@ class CountingLoader:
 
 def result_for(index: int) -> FrameResult:
     bgr = frame_for_index(index, SIZE_WH)
-    return FrameResult(Frame(index, index / 10, bgr, bgr[..., ::-1], time.monotonic()),
-                       Detections.empty(bgr.shape[:2], "nothing found by the model"))
+    return FrameResult(
+        Frame(index, index / 10, bgr, bgr[..., ::-1], time.monotonic()),
+        Detections.empty(bgr.shape[:2], "nothing found by the model"),
+    )
 
 
 def grey_levels(path: Path) -> np.ndarray:
     """Each frame's grey level (``frame_for_index`` steps it by 8 per frame), read where the
     HUD, the circle, its label, the digit and the banner leave the frame alone."""
     with av.open(str(path)) as container:
-        return np.array([np.median(frame.to_ndarray(format="bgr24")[64:88, -24:])
-                         for frame in container.decode(video=0)])
+        return np.array(
+            [
+                np.median(frame.to_ndarray(format="bgr24")[64:88, -24:])
+                for frame in container.decode(video=0)
+            ]
+        )
 
 
 def assert_in_order(levels: np.ndarray, first: int, count: int) -> None:
@@ -94,11 +104,13 @@ class SlowJsonl(JsonlSink):
 
 
 def test_frames_reach_the_video_and_jsonl_in_order_and_the_summary_is_complete(
-        tmp_path, video_factory):
+    tmp_path, video_factory
+):
     source = video_factory(40, SIZE_WH, 10.0)
     out, dets = tmp_path / "out.mp4", tmp_path / "out.jsonl"
-    options = RunOptions(source=str(source), display=False, output=out, json_path=dets,
-                         progress=False)
+    options = RunOptions(
+        source=str(source), display=False, output=out, json_path=dets, progress=False
+    )
     summary = run(options, tiny_spec(tmp_path / "unused.h5"), load=CountingLoader())
 
     assert summary.frames_processed == 40
@@ -152,8 +164,9 @@ def test_a_failing_output_stops_the_run_at_once_and_the_video_is_closed(tmp_path
     source = video_factory(60, SIZE_WH, 10.0)
     out = tmp_path / "out.mp4"
     # The JSONL waits for the video's first fragment (10 frames), then cannot be written.
-    options = RunOptions(source=str(source), display=False, output=out,
-                         json_path=Path("/dev/full"), progress=False)
+    options = RunOptions(
+        source=str(source), display=False, output=out, json_path=Path("/dev/full"), progress=False
+    )
     loader = CountingLoader()
     with pytest.raises(OutputError, match="/dev/full"):
         run(options, tiny_spec(tmp_path / "unused.h5"), load=loader)
@@ -163,9 +176,17 @@ def test_a_failing_output_stops_the_run_at_once_and_the_video_is_closed(tmp_path
 
 
 def test_a_failing_output_exits_1_with_one_line(tmp_path, video_factory, tiny_model):
-    result = invoke_cli("run", str(video_factory(30, SIZE_WH, 10.0)), "--model",
-                        str(tiny_model.with_suffix(".h5")), "--no-display", "--output",
-                        str(tmp_path / "out.mp4"), "--json", "/dev/full")
+    result = invoke_cli(
+        "run",
+        str(video_factory(30, SIZE_WH, 10.0)),
+        "--model",
+        str(tiny_model.with_suffix(".h5")),
+        "--no-display",
+        "--output",
+        str(tmp_path / "out.mp4"),
+        "--json",
+        "/dev/full",
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--json /dev/full" in lines[0], result.stderr
@@ -173,12 +194,12 @@ def test_a_failing_output_exits_1_with_one_line(tmp_path, video_factory, tiny_mo
     assert probe(tmp_path / "out.mp4")[1] >= 10
 
 
-def test_a_recording_starts_and_stops_between_the_frames_the_key_fell_between(tmp_path,
-                                                                               video_factory):
+def test_a_recording_starts_and_stops_between_the_frames_the_key_fell_between(
+    tmp_path, video_factory
+):
     source = open_source(parse_source(str(video_factory(40, SIZE_WH, 10.0))))
     try:
-        recorder = RecordingSink(RunOptions(source=source.request, snapshot_dir=tmp_path),
-                                 source)
+        recorder = RecordingSink(RunOptions(source=source.request, snapshot_dir=tmp_path), source)
         with FrameWriter([recorder]) as writer:
             for index in range(15):
                 if index in (5, 10):
@@ -210,8 +231,7 @@ def test_an_error_in_an_action_comes_back_on_the_main_thread(tmp_path):
     def broken():
         raise OutputError("snapshot x.png: could not be written")
 
-    with pytest.raises(OutputError, match="could not be written"), \
-            FrameWriter([sink]) as writer:
+    with pytest.raises(OutputError, match="could not be written"), FrameWriter([sink]) as writer:
         writer.submit(Job(result_for(0)))
         writer.call(broken)
         for index in range(1, 20):
