@@ -215,8 +215,6 @@ class FrameWriter:
                 continue
             if item is _END:
                 return
-            if self._error is not None:
-                continue  # a sink failed: the run is ending, nothing more is written
             try:
                 if isinstance(item, _Call):
                     item.action()
@@ -224,6 +222,9 @@ class FrameWriter:
                     self._write(item)
             except BaseException as error:  # handed to the main thread, never swallowed
                 self._error = error
+                # Nothing more is written, and the queue stays full, so the main thread's next
+                # submit raises instead of computing more frames.
+                return
 
     def _write(self, job: Job) -> None:
         if job.picture is None and any(wants_picture(sink) for sink in self.sinks):
