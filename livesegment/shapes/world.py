@@ -48,11 +48,14 @@ class ShapeObject:
         class_name: One of ``SHAPE_CLASSES``.
         mask: (H, W) bool, the visible pixels only (occluded and off-frame parts excluded).
         color_rgb: The flat colour every mask pixel has in the scene image.
+        object_id: The same number in every frame of a video while the object stays in the
+            world (a newcomer gets the next number); None for stills.
     """
 
     class_name: str
     mask: np.ndarray
     color_rgb: ColorRGB
+    object_id: int | None = None
 
     @property
     def box_xyxy(self) -> tuple[int, int, int, int]:
@@ -118,24 +121,31 @@ def _rasterize(spec: _ShapeSpec, shape_hw: tuple[int, int]) -> np.ndarray:
     return mask.view(bool)
 
 
-def _compose(background_rgb: np.ndarray, specs: Sequence[_ShapeSpec]) -> Scene:
-    """Paint ``specs`` (back to front) over the background, dropping barely visible ones."""
+def _compose(
+    background_rgb: np.ndarray,
+    specs: Sequence[_ShapeSpec],
+    object_ids: Sequence[int] | None = None,
+) -> Scene:
+    """Paint ``specs`` (back to front) over the background, dropping barely visible ones;
+    ``object_ids`` (one per spec) label the objects."""
     shape_hw = background_rgb.shape[:2]
+    ids = list(object_ids) if object_ids is not None else [None] * len(specs)
     covered = np.zeros(shape_hw, bool)
-    kept: list[tuple[_ShapeSpec, np.ndarray]] = []
-    for spec in reversed(specs):  # front to back: what is in front decides what is visible
+    kept: list[tuple[_ShapeSpec, np.ndarray, int | None]] = []
+    for spec, object_id in zip(reversed(specs), reversed(ids), strict=True):
+        # front to back: what is in front decides what is visible
         full = _rasterize(spec, shape_hw)
         visible = full & ~covered
         n_visible = int(np.count_nonzero(visible))
         if n_visible < MIN_VISIBLE_PX or n_visible < MIN_VISIBLE_FRACTION * spec.area_px:
             continue  # not drawn either, so it occludes nothing
         covered |= full
-        kept.append((spec, visible))
+        kept.append((spec, visible, object_id))
     rgb = background_rgb.copy()
     objects = []
-    for spec, visible in reversed(kept):
+    for spec, visible, object_id in reversed(kept):
         rgb[visible] = spec.color_rgb
-        objects.append(ShapeObject(spec.class_name, visible, spec.color_rgb))
+        objects.append(ShapeObject(spec.class_name, visible, spec.color_rgb, object_id))
     return Scene(rgb, tuple(objects))
 
 
@@ -242,6 +252,7 @@ class _Actor:
     velocity_xy_px_s: tuple[float, float]
     spin_deg_s: float
     bounces: bool  # False: leaves the frame and is replaced by a newcomer
+    object_id: int = 0  # numbered in order of appearance; never drawn from the rng
 
 
 def _empty_frame_flags(rng: np.random.Generator, n_frames: int, fraction: float) -> np.ndarray:
@@ -342,18 +353,21 @@ def simulate_video(
     placing = {"shape_hw": shape_hw, "size_px": size_px, "background_grid": grid}
     actors: list[_Actor] = []
     for _ in range(rng.integers(n_shapes[0], n_shapes[1] + 1)):
-        actors.append(_new_actor(rng, actors, entering=False, **placing))
+        actor = _new_actor(rng, actors, entering=False, **placing)
+        actors.append(replace(actor, object_id=len(actors)))
+    next_id = len(actors)
     empty = _empty_frame_flags(rng, n_frames, empty_fraction)
     dt = 1.0 / fps
     for index in range(n_frames):
         if empty[index]:
             yield Scene(background.copy(), ())
         else:
-            yield _compose(background, [a.spec for a in actors])
+            yield _compose(background, [a.spec for a in actors], [a.object_id for a in actors])
         for i, actor in enumerate(actors):
             actors[i] = _step(actor, dt, rng, shape_hw)
             if not actors[i].bounces and not _shows_enough(actors[i].spec, shape_hw):
-                actors[i] = _new_actor(rng, actors[:i] + actors[i + 1 :], entering=True, **placing)
+                newcomer = _new_actor(rng, actors[:i] + actors[i + 1 :], entering=True, **placing)
+                actors[i], next_id = replace(newcomer, object_id=next_id), next_id + 1
 
 
 def _step(actor: _Actor, dt: float, rng: np.random.Generator, shape_hw: tuple[int, int]) -> _Actor:
@@ -382,10 +396,16 @@ def _shows_enough(spec: _ShapeSpec, shape_hw: tuple[int, int]) -> bool:
 
 
 def truth_record(frame_index: int, scene: Scene) -> dict[str, object]:
-    """The JSON-ready ground-truth record of one frame (boxes xyxy, x2/y2 exclusive)."""
+    """The JSON-ready ground-truth record of one frame (boxes xyxy, x2/y2 exclusive); an
+    object of a video carries its persistent ``"id"``, which tracking is scored against."""
     h, w = scene.shape_hw
     objects = [
-        {"class": o.class_name, "box": list(o.box_xyxy), "mask": encode_mask(o.mask)}
+        {
+            "class": o.class_name,
+            **({"id": o.object_id} if o.object_id is not None else {}),
+            "box": list(o.box_xyxy),
+            "mask": encode_mask(o.mask),
+        }
         for o in scene.objects
     ]
     return {"frame": frame_index, "width": w, "height": h, "objects": objects}

@@ -148,6 +148,28 @@ def test_shapes_move_between_frames(video: list[Scene]) -> None:
     assert len(set(boxes)) > 1
 
 
+def test_video_objects_keep_their_id_and_newcomers_get_new_ones() -> None:
+    scenes = list(
+        simulate_video(seed=21, n_frames=150, shape_hw=(240, 320), n_shapes=(4, 4), fps=15)
+    )
+    class_of: dict[int, str] = {}
+    seen_in: dict[int, list[int]] = {}
+    for index, scene in enumerate(scenes):
+        ids = [o.object_id for o in scene.objects]
+        assert None not in ids and len(set(ids)) == len(ids), f"frame {index}: {ids}"
+        for obj in scene.objects:
+            assert class_of.setdefault(obj.object_id, obj.class_name) == obj.class_name
+            seen_in.setdefault(obj.object_id, []).append(index)
+    # Four actors at a time: more ids than four means some left and newcomers were numbered
+    # anew, in order of appearance; none comes back once it has left for good.
+    assert len(seen_in) > 4
+    assert sorted(seen_in) == list(range(len(seen_in)))
+    firsts = [frames[0] for _, frames in sorted(seen_in.items())]
+    assert firsts == sorted(firsts)
+    still = render_scene(np.random.default_rng(1), SHAPE_HW, n_shapes=(2, 2))
+    assert [o.object_id for o in still.objects] == [None, None]
+
+
 def test_written_video_reopens_with_count_size_and_colours(
     tmp_path: Path, video: list[Scene]
 ) -> None:
@@ -191,6 +213,8 @@ def test_truth_jsonl_decodes_to_the_rendered_masks(tmp_path: Path, video: list[S
         assert len(record["objects"]) == len(scene.objects)
         for raw, obj in zip(record["objects"], scene.objects, strict=True):
             assert raw["class"] == obj.class_name
+            assert obj.object_id is not None
+            assert raw["id"] == obj.object_id
             rle = {"size": raw["mask"]["size"], "counts": raw["mask"]["counts"].encode()}
             decoded = mask_utils.decode(rle).astype(bool)
             assert decoded.shape == SHAPE_HW
@@ -225,3 +249,11 @@ def test_committed_sample_is_small_and_complete() -> None:
     records = [json.loads(x) for x in (SAMPLE_DIR / "shapes.truth.jsonl").read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(n_frames)) == list(range(90))
     assert any(not r["objects"] for r in records)
+    assert all("id" in o for r in records for o in r["objects"])
+
+
+def test_sample_truth_is_what_make_sample_writes(tmp_path: Path) -> None:
+    # The README's seed and size: the committed truth (with ids) is what the world makes. The
+    # video is not compared byte for byte: another OpenCV's MJPG encoder may differ.
+    write_truth(tmp_path / "t.jsonl", simulate_video(7, 90, (480, 640), 15.0))
+    assert (tmp_path / "t.jsonl").read_bytes() == (SAMPLE_DIR / "shapes.truth.jsonl").read_bytes()
