@@ -90,11 +90,14 @@ class Instance:
         class_name: Class label, compared exactly.
         rle: COCO compressed RLE, ``{"size": [H, W], "counts": bytes}``.
         score: Detection confidence; 1.0 for truth.
+        identity: The track id of a detection (``"track_id"``) or the persistent id of a
+            truth object (``"id"``); None when the file has none.
     """
 
     class_name: str
     rle: dict[str, object]
     score: float = 1.0
+    identity: int | None = None
 
     @classmethod
     def from_mask(cls, class_name: str, mask_hw: np.ndarray, score: float = 1.0) -> Instance:
@@ -285,11 +288,17 @@ def _parse_rle(raw: Mapping[str, Any], shape_hw: tuple[int, int], where: str) ->
     return {"size": size, "counts": counts}
 
 
+def _identity(raw: Mapping[str, Any]) -> int | None:
+    value = raw.get("track_id", raw.get("id"))
+    return None if value is None else int(value)
+
+
 def load_jsonl_frames(path: str | Path) -> list[FrameRecord]:
     """Read a detections or truth JSON Lines file into frames sorted by index.
 
     A line is a frame if it has a ``"frame"`` key; others (such as a trailing run summary) are
-    skipped. Instances come from ``"detections"`` (with ``"score"``) or ``"objects"`` (truth).
+    skipped. Instances come from ``"detections"`` (with ``"score"`` and, when tracked,
+    ``"track_id"``) or ``"objects"`` (truth, with ``"id"`` in videos).
 
     Raises:
         ValueError: Malformed JSON, a repeated frame index, or a mask of the wrong size.
@@ -316,6 +325,7 @@ def load_jsonl_frames(path: str | Path) -> list[FrameRecord]:
                     class_name=str(raw["class"]),
                     rle=_parse_rle(raw["mask"], shape_hw, where),
                     score=float(raw.get("score", 1.0)),
+                    identity=_identity(raw),
                 )
                 for raw in raw_instances
             )

@@ -379,16 +379,30 @@ def run(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def evaluate_command(detections: Path, truth: Path, iou: float, as_json: bool) -> None:
-    """Score a run's DETECTIONS (JSON Lines from --json) against ground TRUTH."""
+    """Score a run's DETECTIONS (JSON Lines from --json) against ground TRUTH.
+
+    When both files carry identities (a tracked run's "track_id", the truth's "id"), tracking
+    quality follows: IDF1, ID switches and MOTA (py-motmetrics, on mask IoU).
+    """
     from livesegment.evaluate import evaluate, load_jsonl_frames
+    from livesegment.evaluate_tracks import evaluate_tracks
 
     try:
         detection_frames = load_jsonl_frames(detections)
         truth_frames = load_jsonl_frames(truth)
         report = evaluate(detection_frames, truth_frames, iou_threshold=iou)
+        tracking = evaluate_tracks(detection_frames, truth_frames, iou_threshold=iou)
     except (ValueError, KeyError) as error:
         raise UsageError(f"cannot score {detections} against {truth}: {error}") from error
-    click.echo(json.dumps(report.to_dict()) if as_json else report.format())
+    if as_json:
+        record = report.to_dict()
+        if tracking is not None:
+            record["tracking"] = tracking.to_dict()
+        click.echo(json.dumps(record))
+    else:
+        click.echo(report.format())
+        if tracking is not None:
+            click.echo(tracking.format())
 
 
 from livesegment.cli.models import doctor, models_group  # noqa: E402
