@@ -59,6 +59,8 @@ class Detections:
             which each mask is False, when known: the detector sets them (a mask never leaves
             its box), so drawing and encoding touch each mask's box only, not the whole frame.
             None: not known; ``mask_bounds()`` then finds them. Replace them along with masks.
+        track_ids: (N,) int64 persistent ids from a tracker (-1: no track took the
+            detection); None when the run does not track.
     """
 
     xyxy: np.ndarray
@@ -68,6 +70,7 @@ class Detections:
     class_names: np.ndarray
     empty_reason: str | None = None
     mask_boxes: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -94,6 +97,14 @@ class Detections:
                     and (boxes[:, 2] <= self.shape_hw[1]).all()
                     and (boxes[:, 3] <= self.shape_hw[0]).all()
                 ),
+            )
+        if self.track_ids is not None:
+            ids = self.track_ids
+            _check(
+                "track_ids",
+                ids,
+                f"({n},) int64 >= -1",
+                ids.shape == (n,) and ids.dtype == np.int64 and bool((ids >= -1).all()),
             )
 
     @classmethod
@@ -127,6 +138,7 @@ class Detections:
             self.class_ids[index],
             self.class_names[index],
             mask_boxes=None if self.mask_boxes is None else self.mask_boxes[index],
+            track_ids=None if self.track_ids is None else self.track_ids[index],
         )
 
     @property
@@ -194,6 +206,7 @@ class FrameResult:
         detections: kept instances in the frame's pixels.
         network_ms: time in the network; ``select_ms``: selection and full-size masks.
         source_name: the image's name (``a.png``) when the source is still images, else None.
+        track_ms: time the tracker took (0.0 when the run does not track).
     """
 
     frame: Frame
@@ -201,6 +214,7 @@ class FrameResult:
     network_ms: float = 0.0
     select_ms: float = 0.0
     source_name: str | None = None
+    track_ms: float = 0.0
 
     @property
     def empty_reason(self) -> str | None:
@@ -243,6 +257,12 @@ class StopReason(enum.Enum):
     FAILED = "the source failed"
 
 
+def unique_objects(count_per_class: dict[str, int]) -> str:
+    """``unique objects: circle: 14 unique, square: 3 unique`` (tracks per class)."""
+    named = ", ".join(f"{name}: {n} unique" for name, n in sorted(count_per_class.items()))
+    return f"unique objects: {named or 'none'}"
+
+
 @dataclass(slots=True)
 class RunSummary:
     """Counts gathered while a run goes; printed at the end."""
@@ -265,6 +285,8 @@ class RunSummary:
     stop_reason: StopReason = StopReason.END
     images_folder: Path | None = None
     images_written: int = 0
+    # (class name, track id) of every tracked detection written; None: the run did not track.
+    tracks_seen: set[tuple[str, int]] | None = None
 
     @property
     def stopped_early(self) -> str | None:
@@ -285,6 +307,23 @@ class RunSummary:
         if len(result.detections) == 0:
             self.frames_empty += 1
         self.detections_per_class.update(result.detections.class_names.tolist())
+        track_ids = result.detections.track_ids
+        if track_ids is not None:
+            if self.tracks_seen is None:
+                self.tracks_seen = set()
+            names = result.detections.class_names.tolist()
+            self.tracks_seen.update(
+                (name, track)
+                for name, track in zip(names, track_ids.tolist(), strict=True)
+                if track >= 0
+            )
+
+    @property
+    def unique_per_class(self) -> dict[str, int] | None:
+        """Distinct tracks per class name, sorted by name; None when the run did not track."""
+        if self.tracks_seen is None:
+            return None
+        return dict(sorted(Counter(name for name, _ in self.tracks_seen).items()))
 
     def to_json(self) -> dict:
         return {
@@ -293,6 +332,11 @@ class RunSummary:
             "frames_dropped": self.frames_dropped,
             "frames_undecodable": self.frames_undecodable,
             "detections_per_class": dict(sorted(self.detections_per_class.items())),
+            **(
+                {"unique_objects_per_class": self.unique_per_class}
+                if self.tracks_seen is not None
+                else {}
+            ),
             "elapsed_s": round(self.elapsed_s, 3),
             "stopped_early": self.stopped_early,
             "failure": self.failure,
@@ -306,6 +350,10 @@ class RunSummary:
             f"frames processed: {self.frames_processed}"
             + (f" (dropped {self.frames_dropped})" if self.frames_dropped else ""),
             f"detections: {per_class or 'none'}",
+        ]
+        if self.tracks_seen is not None:
+            lines.append(unique_objects(self.unique_per_class or {}))
+        lines += [
             f"frames with no detection: {self.frames_empty}",
             f"mean FPS: {self.mean_fps:.2f}",
         ]

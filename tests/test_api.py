@@ -117,3 +117,26 @@ def test_readme_python_example_runs_as_written():
     assert [line.split(":")[0] for line in lines] == [f"frame {i}" for i in range(10)]
     assert any(re.search(r"(circle|square|triangle) 0\.\d\d", line) for line in lines)
     assert result.stderr == "", "TensorFlow prints nothing"
+
+
+def test_stream_tracks_videos_by_default_and_never_still_images(
+    video_factory, tiny_model, tmp_path
+):
+    import cv2
+
+    from livesegment.model.cards import spec_from_card
+
+    detector = Detector.load(spec_from_card(tiny_model))
+    video = video_factory(6, (160, 120), 10.0)
+    with livesegment.stream(video, model=detector, threshold=0.0) as results:
+        tracked = [r.detections for r in results]
+    assert all(d.track_ids is not None and len(d.track_ids) == len(d) for d in tracked)
+    assert any(len(d) for d in tracked), "the tiny model found nothing to track"
+    assert all((d.track_ids >= 1).all() for d in tracked)
+    with livesegment.stream(video, model=detector, track=False) as results:
+        assert all(r.detections.track_ids is None and r.track_ms == 0 for r in results)
+
+    photo = tmp_path / "a.png"
+    cv2.imwrite(str(photo), np.full((120, 160, 3), 90, np.uint8))
+    with livesegment.stream(photo, model=detector) as results:
+        assert [r.detections.track_ids for r in results] == [None]

@@ -205,6 +205,13 @@ def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozense
     default=None,
     help="Mask-head slots: the most objects per frame (default: the preset's).",
 )
+@click.option(
+    "--track/--no-track",
+    default=None,
+    help="Follow objects across frames: each detection gets a persistent track id, shown as "
+    "#12 and counted as unique objects (default: on for videos, cameras and streams; off for "
+    "images).",
+)
 @click.option("--boxes/--no-boxes", default=True, help="Draw boxes.")
 @click.option("--labels/--no-labels", default=True, help="Draw class and score labels.")
 @click.option("--masks/--no-masks", default=True, help="Draw masks.")
@@ -290,6 +297,7 @@ def run(
     max_size: int | None,
     rois: int | None,
     max_instances: int | None,
+    track: bool | None,
     boxes: bool,
     labels: bool,
     masks: bool,
@@ -359,6 +367,7 @@ def run(
         verbose=ctx.meta["livesegment.verbose"],
         progress=sys.stderr.isatty(),
         default_model=model_name is None,
+        track=track,
     )
     summary = pipeline.run(options, spec)
     click.echo(summary.format())

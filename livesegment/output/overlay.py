@@ -24,9 +24,38 @@ def class_colour_bgr(class_id: int) -> tuple[int, int, int]:
     return int(b * 255), int(g * 255), int(r * 255)
 
 
+def track_colour_bgr(track_id: int) -> tuple[int, int, int]:
+    """A fixed colour per track id, as BGR: the same hue walk, offset and a little darker so a
+    track's colour reads apart from the class colours of untracked runs."""
+    hue = (track_id * 0.618033988749895 + 0.31) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.8, 0.95)
+    return int(b * 255), int(g * 255), int(r * 255)
+
+
+def colours_bgr(detections: Detections) -> list[tuple[int, int, int]]:
+    """Each detection's colour: its track's when it has one, else its class's."""
+    track_ids = detections.track_ids
+    return [
+        track_colour_bgr(int(track_ids[i]))
+        if track_ids is not None and track_ids[i] >= 0
+        else class_colour_bgr(int(class_id))
+        for i, class_id in enumerate(detections.class_ids)
+    ]
+
+
+def label_text(detections: Detections, index: int) -> str:
+    """``circle 0.93``, or ``#12 circle 0.93`` for a tracked detection."""
+    text = f"{detections.class_names[index]} {detections.scores[index]:.2f}"
+    track_ids = detections.track_ids
+    if track_ids is not None and track_ids[index] >= 0:
+        return f"#{int(track_ids[index])} {text}"
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class MaskDrawer:
-    """Blends all masks in one pass, largest first so small objects stay visible on top.
+    """Blends all masks in one pass, largest first so small objects stay visible on top;
+    a tracked object keeps its track's colour from frame to frame, others their class's.
 
     Each mask is read inside its box only (``Detections.mask_bounds()``) and the blend covers
     the boxes' union, so an object costs its own area, not the frame's.
@@ -52,9 +81,7 @@ class MaskDrawer:
         for index in drawn[np.argsort(-areas[drawn], kind="stable")]:
             x1, y1, x2, y2 = boxes[index]
             np.copyto(shown[y1 - top : y2 - top, x1 - left : x2 - left], index, where=crops[index])
-        palette = np.array(
-            [class_colour_bgr(int(class_id)) for class_id in detections.class_ids], np.uint8
-        )
+        palette = np.array(colours_bgr(detections), np.uint8)
         # np.take and OpenCV's masked copy: numpy's boolean and fancy indexing of (H, W, 3)
         # images cost ten times more. Uncovered pixels (-1) take some colour, then stay bgr.
         painted = np.take(palette, shown, axis=0, mode="wrap")
@@ -67,7 +94,8 @@ class MaskDrawer:
 
 @dataclass(frozen=True, slots=True)
 class BoxDrawer:
-    """Boxes and/or "class score" labels at each box's top-left corner.
+    """Boxes and/or "class score" labels (``#12 class score`` when tracked) at each box's
+    top-left corner.
 
     A label that would fall under ``keep_clear`` (the HUD's x1, y1, x2, y2) is moved down to
     just below it, still at its box's left edge, so the HUD never hides it.
@@ -80,21 +108,16 @@ class BoxDrawer:
 
     def draw(self, bgr: np.ndarray, detections: Detections) -> np.ndarray:
         out = bgr.copy()
-        for box, class_id, name, score in zip(
-            detections.xyxy,
-            detections.class_ids,
-            detections.class_names,
-            detections.scores,
-            strict=True,
+        for index, (box, colour) in enumerate(
+            zip(detections.xyxy, colours_bgr(detections), strict=True)
         ):
             x1, y1, x2, y2 = (round(float(v)) for v in box)
-            colour = class_colour_bgr(int(class_id))
             if self.boxes:
                 cv2.rectangle(
                     out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour, self.thickness
                 )
             if self.labels:
-                _label(out, f"{name} {score:.2f}", (x1, y1), colour, self.keep_clear)
+                _label(out, label_text(detections, index), (x1, y1), colour, self.keep_clear)
         return out
 
 

@@ -29,9 +29,12 @@ log = logging.getLogger(__name__)
 
 
 def detections_to_json(detections: Detections) -> list[dict]:
-    """The JSONL ``detections`` of one frame; masks as COCO RLE, encoded box by box."""
+    """The JSONL ``detections`` of one frame; masks as COCO RLE, encoded box by box.
+
+    A tracked run adds ``"track_id"`` to each (null for a detection no track took).
+    """
     masks = encode_masks(detections.masks, detections.mask_bounds())
-    return [
+    records = [
         {
             "class": str(name),
             "score": round(float(score), 4),
@@ -42,6 +45,10 @@ def detections_to_json(detections: Detections) -> list[dict]:
             detections.class_names, detections.scores, detections.xyxy, masks, strict=True
         )
     ]
+    if detections.track_ids is not None:
+        for record, track_id in zip(records, detections.track_ids.tolist(), strict=True):
+            record["track_id"] = track_id if track_id >= 0 else None
+    return records
 
 
 class Sink(Protocol):

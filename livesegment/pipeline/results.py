@@ -13,11 +13,13 @@ files give every frame in order, live sources the newest (see ``capture``).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from livesegment.model.cards import ModelSpec
 from livesegment.model.detector import Detector
+from livesegment.pipeline.tracking import Tracker
 from livesegment.structures import FrameResult, VideoInfo
 from livesegment.video.capture import CapturePolicy, CaptureStats, CaptureThread
 from livesegment.video.sources import SourceRequest, VideoSource, open_source, parse_source
@@ -35,6 +37,8 @@ class ResultStream:
             frames (window keys, the web view) and apply from the next frame.
         reconnect_timeout_s: how long a lost camera or stream is retried.
         until: an event that ends the stream between frames (Ctrl-C, a quit key).
+        track: give detections persistent ``track_ids``; None tracks videos, cameras and
+            streams, not still images (which are unrelated pictures).
     """
 
     def __init__(
@@ -44,6 +48,7 @@ class ResultStream:
         *,
         reconnect_timeout_s: float = 10.0,
         until: threading.Event | None = None,
+        track: bool | None = None,
     ):
         self._results: Iterator[FrameResult] | None = None
         self._closed = False
@@ -52,6 +57,9 @@ class ResultStream:
         policy = CapturePolicy.for_source(source, reconnect_timeout_s)
         self._capture = CaptureThread(source, detector.max_size, policy)
         self._until = until
+        if track is None:
+            track = not source.request.is_still
+        self.tracker = Tracker(fps=source.info.fps) if track else None
 
     @property
     def info(self) -> VideoInfo:
@@ -70,7 +78,11 @@ class ResultStream:
             raise StopIteration
         if self._results is None:
             self._results = _results(
-                self._capture, self.detector, self._until, getattr(self.source, "name_of", None)
+                self._capture,
+                self.detector,
+                self._until,
+                getattr(self.source, "name_of", None),
+                self.tracker,
             )
         try:
             return next(self._results)
@@ -103,6 +115,7 @@ def _results(
     detector: Detector,
     until: threading.Event | None,
     name_of: Callable[[int], str] | None,
+    tracker: Tracker | None,
 ) -> Iterator[FrameResult]:
     # A function, not a method: a generator holding its ResultStream would keep it alive past
     # a ``break``, and its capture thread with it.
@@ -110,12 +123,19 @@ def _results(
         for frame in capture.frames(until=until):
             detections = detector.detect_resized(frame.rgb, frame.shape_hw)
             timings = detector.timings
+            track_ms = 0.0
+            if tracker is not None:
+                started = time.perf_counter()
+                # The frame's time, not its count: dropped frames are time the objects moved.
+                detections = tracker.update(detections, frame.time_s)
+                track_ms = (time.perf_counter() - started) * 1000
             yield FrameResult(
                 frame,
                 detections,
                 timings.network_ms,
                 timings.select_ms,
                 name_of(frame.index) if name_of else None,
+                track_ms,
             )
 
 
@@ -129,6 +149,7 @@ def stream(
     realtime: bool = False,
     reconnect_timeout_s: float = 10.0,
     until: threading.Event | None = None,
+    track: bool | None = None,
 ) -> ResultStream:
     """Segment ``source`` frame by frame.
 
@@ -141,6 +162,9 @@ def stream(
         classes: class names to keep; None keeps all.
         max_size: long side the network sees; None uses the model's input size.
         realtime: replay a file at its own frame rate, dropping frames like a camera.
+        track: give each detection a persistent ``track_id`` across frames
+            (``result.detections.track_ids``); None: on for videos, cameras and streams, off
+            for still images.
 
     Raises:
         SourceError: the source cannot be opened or read (checked before the model loads).
@@ -164,4 +188,6 @@ def stream(
     except BaseException:
         source.release()
         raise
-    return ResultStream(source, detector, reconnect_timeout_s=reconnect_timeout_s, until=until)
+    return ResultStream(
+        source, detector, reconnect_timeout_s=reconnect_timeout_s, until=until, track=track
+    )

@@ -39,7 +39,7 @@ from livesegment.pipeline.controls import ViewState
 from livesegment.pipeline.interrupts import StopRequest
 from livesegment.pipeline.results import ResultStream
 from livesegment.pipeline.writer import FrameWriter, Job
-from livesegment.structures import FrameResult, RunSummary, StopReason
+from livesegment.structures import FrameResult, RunSummary, StopReason, unique_objects
 from livesegment.timing import FpsMeter
 from livesegment.video import footage
 from livesegment.video.images import (
@@ -77,6 +77,8 @@ class RunOptions:
         snapshot_dir: where ``s`` snapshots and ``r`` recordings without ``--output`` go.
         default_model: the model is the bundled demo because none was asked for; the run says
             so (one warning) when the source does not look like the demo's synthetic shapes.
+        track: give detections persistent track ids (labels ``#12 circle 0.93``, colours per
+            track, unique objects per class); None tracks every source but still images.
     """
 
     source: str | SourceRequest
@@ -98,6 +100,7 @@ class RunOptions:
     codec: str = "h264"
     audio: bool = True
     default_model: bool = False
+    track: bool | None = None
 
 
 # (spec, options) -> a loaded Detector; tests pass engines of their own here.
@@ -385,7 +388,11 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
         sinks, recorder = _open_outputs(options, source, summary, stack, protected, images)
         results = stack.enter_context(
             ResultStream(
-                source, detector, reconnect_timeout_s=options.reconnect_timeout_s, until=stop.event
+                source,
+                detector,
+                reconnect_timeout_s=options.reconnect_timeout_s,
+                until=stop.event,
+                track=options.track,
             )
         )
         try:
@@ -563,9 +570,12 @@ def _hud_lines(results: ResultStream, result: FrameResult, session: _Session) ->
     latency_ms = (time.monotonic() - result.frame.captured_at) * 1000
     classes = ",".join(sorted(controls.classes)) if controls.classes else "all"
     flags = ("  REC" if session.recording else "") + ("  PAUSED" if controls.paused else "")
-    return [
+    lines = [
         f"inference {session.inference_fps.fps:4.1f} FPS ({result.inference_ms:.0f} ms)  "
         f"capture {stats.fps.fps:4.1f} FPS",
         f"latency {latency_ms:.0f} ms  dropped {stats.dropped}{flags}",
         f"threshold {controls.threshold:.2f}  classes: {classes}",
     ]
+    if results.tracker is not None and results.tracker.count_per_class:
+        lines.append(unique_objects(results.tracker.count_per_class))
+    return lines

@@ -66,7 +66,7 @@ def test_run_writes_video_and_jsonl_matching_the_input(tmp_path, video_factory, 
         assert set(line) == {"frame", "time_s", "width", "height", "detections"}
         for det in line["detections"]:
             total += 1
-            assert set(det) == {"class", "score", "box", "mask"}
+            assert set(det) == {"class", "score", "box", "mask", "track_id"}  # tracked video
             assert det["class"] in {"circle", "square", "triangle"}
             rle = {"size": det["mask"]["size"], "counts": det["mask"]["counts"].encode()}
             assert mask_utils.decode(rle).shape == (150, 200)

@@ -3,11 +3,14 @@ does not, and the source frame is never drawn into."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
 from livesegment.output.overlay import (
+    BoxDrawer,
     MaskDrawer,
     OverlayStyle,
     annotate,
@@ -15,6 +18,8 @@ from livesegment.output.overlay import (
     draw_banner,
     draw_hud,
     hud_area,
+    label_text,
+    track_colour_bgr,
 )
 from livesegment.structures import Detections
 
@@ -136,3 +141,43 @@ def test_labels_clear_of_the_hud_stay_at_their_box():
     without_hud = annotate(bgr, detections, None, [], style)
     with_hud = annotate(bgr, detections, None, HUD, style)
     assert _find_label(with_hud, 2) == _find_label(without_hud, 2)
+
+
+def _tracked(track_ids, shape_hw=(60, 80)):
+    d = detections_with_masks(shape_hw)
+    same_class = Detections(
+        d.xyxy, d.masks, d.scores, np.array([1, 1], np.int32), np.array(["circle", "circle"])
+    )
+    return dataclasses.replace(same_class, track_ids=np.array(track_ids, np.int64))
+
+
+def _moved_toward(out, original, colour, yx) -> bool:
+    y, x = yx
+    colour = np.array(colour, float)
+    return np.abs(out[y, x] - colour).sum() < 0.6 * np.abs(original[y, x] - colour).sum()
+
+
+def test_tracked_masks_take_their_track_colour_whatever_their_class():
+    bgr = np.full((60, 80, 3), 100, np.uint8)
+    out = MaskDrawer(opacity=0.5).draw(bgr, _tracked([12, 7]))
+    # Two circles, two tracks: two colours, each its track's (a later frame gives the same).
+    assert track_colour_bgr(12) != track_colour_bgr(7)
+    assert _moved_toward(out, bgr, track_colour_bgr(12), (12, 12))
+    assert _moved_toward(out, bgr, track_colour_bgr(7), (25, 35))
+    again = MaskDrawer(opacity=0.5).draw(bgr, _tracked([12, 7])[::-1])
+    np.testing.assert_array_equal(out, again)
+    # Untracked (-1) detections keep their class colour.
+    untracked = MaskDrawer(opacity=0.5).draw(bgr, _tracked([-1, 7]))
+    assert _moved_toward(untracked, bgr, class_colour_bgr(1), (12, 12))
+
+
+def test_labels_name_the_track_first():
+    d = _tracked([12, -1])
+    assert label_text(d, 0) == "#12 circle 0.90"
+    assert label_text(d, 1) == "circle 0.80"
+    assert label_text(detections_with_masks(), 1) == "square 0.80"
+    bgr = np.zeros((60, 240, 3), np.uint8)  # wide enough for either label
+    with_id = BoxDrawer(boxes=False).draw(bgr, d[[0]])
+    without = BoxDrawer(boxes=False).draw(bgr, dataclasses.replace(d, track_ids=None)[[0]])
+    # The "#12 " prefix makes the label strip wider.
+    assert (with_id.any(axis=2).any(axis=0)).sum() > (without.any(axis=2).any(axis=0)).sum()
