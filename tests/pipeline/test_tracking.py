@@ -80,3 +80,13 @@ def test_repeated_or_missing_times_still_track(time_s: float | None) -> None:
     tracker = Tracker()
     ids = [tracker.update(frame((3, 30, 30)), time_s).track_ids.tolist() for _ in range(3)]
     assert ids == [[1], [1], [1]]
+
+
+def test_a_frame_whose_time_goes_back_is_left_untracked_and_tracking_goes_on() -> None:
+    # A file with a broken timestamp: the library skips that update rather than guess.
+    tracker = Tracker(fps=10)
+    times = (1.0, 0.5, 1.1)
+    ids = [
+        tracker.update(frame((1, 30 + i, 30)), t).track_ids.tolist() for i, t in enumerate(times)
+    ]
+    assert ids == [[1], [-1], [1]]
