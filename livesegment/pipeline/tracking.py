@@ -22,8 +22,9 @@ than one or half a second: objects hide for runs of frames (occlusions, missed d
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import inspect
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,12 @@ _EVERY_SCORE = 0.0
 # Box IoU with a track's predicted box below which a detection starts a new track.
 MIN_BOX_IOU = 0.1
 LOST_S = 2.0
+
+
+def _import_library() -> None:
+    # A failure is raised again, with its traceback, by the import in ``Tracker._make``.
+    with contextlib.suppress(Exception):
+        import trackers  # noqa: F401
 
 
 def factory_has_activation(factory: Callable[..., Any]) -> bool:
@@ -80,26 +87,38 @@ class Tracker:
         factory: Callable[..., Any] | None = None,
     ):
         if factory is None:
-            from trackers import OCSORTTracker
-
-            factory = OCSORTTracker
-        self._make = functools.partial(
-            factory,
+            # trackers brings supervision and SciPy's interpolation (about 1.5 s to import):
+            # import it on a thread, while the model loads or infers the first frame (TensorFlow
+            # releases the GIL), rather than before the first frame.
+            self._library = threading.Thread(
+                target=_import_library, name="livesegment-import-trackers", daemon=True
+            )
+            self._library.start()
+        self._factory = factory
+        self._settings = {
             # trackers counts its buffer in frames at 30 fps, whatever the source's rate.
-            lost_track_buffer=max(1, round(lost_s * 30)),
-            frame_rate=fps if fps > 0 else 30.0,
-            high_conf_det_threshold=_EVERY_SCORE,
-            minimum_consecutive_frames=1,
-            minimum_iou_threshold=min_box_iou,
-            **(
-                {"track_activation_threshold": _EVERY_SCORE}
-                if factory_has_activation(factory)
-                else {}
-            ),
-        )
+            "lost_track_buffer": max(1, round(lost_s * 30)),
+            "frame_rate": fps if fps > 0 else 30.0,
+            "high_conf_det_threshold": _EVERY_SCORE,
+            "minimum_consecutive_frames": 1,
+            "minimum_iou_threshold": min_box_iou,
+        }
         self._classes: dict[int, _ClassTracks] = {}
         self._next_id = 1
         self.count_per_class: dict[str, int] = {}
+
+    def _make(self) -> Any:
+        """A new tracker for one class."""
+        factory = self._factory
+        if factory is None:
+            self._library.join()
+            from trackers import OCSORTTracker  # raises here if the thread's import failed
+
+            factory = OCSORTTracker
+        activation = (
+            {"track_activation_threshold": _EVERY_SCORE} if factory_has_activation(factory) else {}
+        )
+        return factory(**self._settings, **activation)
 
     def update(self, detections: Detections, time_s: float | None = None) -> Detections:
         """``detections`` with ``track_ids`` set (-1 for one no track took).
