@@ -142,14 +142,14 @@ def coco_section(args: dict, folder: Path) -> dict:
 @click.option(
     "--shapes-frames",
     type=click.IntRange(1),
-    default=30,
+    default=90,
     show_default=True,
     help="Frames of the bundled sample per configuration and round.",
 )
 @click.option(
     "--rounds",
     type=click.IntRange(1),
-    default=2,
+    default=3,
     show_default=True,
     help="Interleaved rounds; every figure is the median over rounds.",
 )

@@ -7,10 +7,8 @@ is the time to the first frame plus closing its outputs. Runs alternate between 
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +18,31 @@ log = logging.getLogger("benchmarks.startup")
 HERE = Path(__file__).resolve().parent
 
 
+# A child's ru_maxrss starts at its parent's RSS when it is forked, and this benchmark's process
+# holds several models: each command is therefore started by a small Python process of its own,
+# which times it and reports its true peak.
+_MEASURE = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+"""
+
+
 def _timed(command: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one command, which must succeed."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    errors = process.stderr.read().decode(errors="replace") if process.stderr else ""
-    if process.returncode != 0:
+    measured = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, check=False
+    )
+    fields = measured.stdout.split()
+    elapsed, peak_mb, returncode = fields if len(fields) == 3 else (0, 0, measured.returncode)
+    if int(returncode) != 0 or len(fields) != 3:
         raise RuntimeError(
-            f"{' '.join(command)} failed ({process.returncode}): {errors.strip().splitlines()[-1:]}"
+            f"{' '.join(command)} failed ({returncode}): "
+            f"{measured.stderr.strip().splitlines()[-1:]}"
         )
-    return elapsed, usage.ru_maxrss / 1024
+    return float(elapsed), float(peak_mb)
 
 
 def commands(weights: Path, clip: Path, folder: Path, pixellib: bool) -> dict[str, list[str]]:

@@ -321,7 +321,7 @@ def run(
     \b
     Speed presets (--speed) set input size, ROIs and mask slots together (COCO values):
       accurate  the model's full configuration; PixelLib's 1024 px, 1000 ROIs, 100 masks
-      balanced  the default: 512 px, 300 ROIs, 30 masks, about 4x faster than accurate
+      balanced  the default: 512 px, 300 ROIs, 30 masks, about 3.5x faster than accurate
       fast      for live video on a CPU: 384 px, 150 ROIs, 10 masks, about 6x faster
     """
     from livesegment import pipeline
