@@ -1,4 +1,5 @@
-"""A real window on a virtual X screen: masks and HUD on screen, keys change the run."""
+"""A real window on a virtual X screen: masks, tracked labels and HUD on screen, keys change
+the run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from livesegment.output.overlay import class_colour_bgr
+from livesegment.output.overlay import FONT, class_colour_bgr, track_colour_bgr
 
 TOOLS = ("Xvfb", "xdotool", "xwd", "convert")
 
@@ -70,6 +71,42 @@ def _shows_hud(screen: np.ndarray | None) -> bool:
     return white_text > 100 and dark_strip > 2000
 
 
+LABEL_SCALE = 0.5
+
+
+def _labels_with_ids(screen: np.ndarray, max_id: int = 60) -> list[int]:
+    """Track ids whose label, ``#<id> class score`` on the track's colour, is on ``screen``
+    (BGR), found by redrawing the ``#<id>`` prefix the way the overlay draws it and comparing."""
+    found = []
+    for track_id in range(1, max_id + 1):
+        colour = np.array(track_colour_bgr(track_id), np.int16)
+        exact = (np.abs(screen.astype(np.int16) - colour).max(axis=2) <= 2).astype(np.uint8)
+        # Fill the text's holes, then drop the 2-px box outline: filled label rectangles stay.
+        solid = cv2.morphologyEx(exact, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+        solid = cv2.morphologyEx(solid, cv2.MORPH_OPEN, np.ones((7, 7), np.uint8))
+        count, _, stats, _ = cv2.connectedComponentsWithStats(solid)
+        prefix = f"#{track_id}"
+        (width, height), baseline = cv2.getTextSize(prefix, FONT, LABEL_SCALE, 1)
+        for x, y, w, h, _ in stats[1:count]:
+            if h < 10 or w <= width:
+                continue
+            # The label is somewhere in this blob (its box's outline may have joined it).
+            patch = np.empty((height + baseline + 6, width + 6, 3), np.uint8)
+            patch[:] = colour.astype(np.uint8)
+            luminance = 0.114 * colour[0] + 0.587 * colour[1] + 0.299 * colour[2]
+            ink = (0, 0, 0) if luminance > 128 else (255, 255, 255)
+            cv2.putText(patch, prefix, (3, height + 3), FONT, LABEL_SCALE, ink, 1, cv2.LINE_AA)
+            patch = patch[2 : height + 5, 2 : width + 4]  # the text and a pixel of label around
+            area = screen[max(0, y - 4) : y + h + 4, max(0, x - 4) : x + w + 4]
+            if area.shape[0] < patch.shape[0] or area.shape[1] < patch.shape[1]:
+                continue
+            match = cv2.matchTemplate(area, patch, cv2.TM_SQDIFF_NORMED)
+            if match.min() < 0.02:
+                found.append(track_id)
+                break
+    return found
+
+
 def _window_id(display: str, timeout_s: float = 120) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -85,7 +122,8 @@ def _window_id(display: str, timeout_s: float = 120) -> str:
 def test_window_shows_masks_and_hud_and_obeys_keys(
     tmp_path, x_display, shapes_video_factory, tiny_model
 ):
-    source, _ = shapes_video_factory(seed=4, n_frames=300, size_wh=(480, 360), fps=15.0)
+    # 60 s of video: the run must outlast a slow model load on a busy machine (q ends it).
+    source, _ = shapes_video_factory(seed=4, n_frames=900, size_wh=(480, 360), fps=15.0)
     snapshots = tmp_path / "snaps"
     snapshots.mkdir()
     process = subprocess.Popen(
@@ -127,9 +165,14 @@ def test_window_shows_masks_and_hud_and_obeys_keys(
                     f"screen saved to {tmp_path / 'no_hud.png'}"
                 )
             time.sleep(1)
-        colours = np.array([class_colour_bgr(i) for i in (1, 2, 3)], np.int16)
+        # Tracked objects take their track's colour, untracked ones their class's.
+        colours = np.array(
+            [class_colour_bgr(i) for i in (1, 2, 3)] + [track_colour_bgr(i) for i in range(1, 61)],
+            np.int16,
+        )
         distance = np.abs(before[None].astype(np.int16) - colours[:, None, None]).sum(axis=3)
-        assert (distance < 30).sum() > 200, "boxes/masks in class colours are on screen"
+        assert (distance < 30).sum() > 200, "boxes/masks in class or track colours are on screen"
+        assert _labels_with_ids(before), "no '#<track id> class score' label on screen"
 
         _x(x_display, "xdotool", "key", "--window", window, "plus")
         time.sleep(1.5)
