@@ -60,6 +60,9 @@ class ResultStream:
         if track is None:
             track = not source.request.is_still
         self.tracker = Tracker(fps=source.info.fps) if track else None
+        if self.tracker is not None:
+            # Before the first frame is captured, so the import never shows as a frame's latency.
+            self.tracker.wait_until_ready()
 
     @property
     def info(self) -> VideoInfo:

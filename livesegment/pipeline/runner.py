@@ -35,6 +35,7 @@ from livesegment.output.sinks import (
     display_available,
 )
 from livesegment.paths import Named, check_no_overwrite, check_output_path, clash
+from livesegment.pipeline import tracking
 from livesegment.pipeline.controls import ViewState
 from livesegment.pipeline.interrupts import StopRequest
 from livesegment.pipeline.results import ResultStream
@@ -109,6 +110,11 @@ Loader = Callable[[ModelSpec, RunOptions], Detector]
 
 def load_detector(spec: ModelSpec, options: RunOptions) -> Detector:
     """Build the network and load verified weights (TensorFlow is imported here)."""
+    if options.track is not False:
+        # The tracker's library is imported while the network builds, TensorFlow first.
+        from livesegment.model import segmenter  # noqa: F401
+
+        tracking.preload()
     return Detector.load(
         spec,
         threshold=options.threshold,

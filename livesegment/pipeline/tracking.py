@@ -48,6 +48,27 @@ def _import_library() -> None:
         import trackers  # noqa: F401
 
 
+_preload_lock = threading.Lock()
+_preload: threading.Thread | None = None
+
+
+def preload() -> threading.Thread:
+    """Start importing the tracking library on a thread, once per process.
+
+    ``trackers`` brings supervision and SciPy's interpolation: about 1.5 s of imports that
+    can overlap the model's loading. Call it once TensorFlow is imported (two threads
+    importing overlapping packages at once can deadlock).
+    """
+    global _preload
+    with _preload_lock:
+        if _preload is None:
+            _preload = threading.Thread(
+                target=_import_library, name="livesegment-import-trackers", daemon=True
+            )
+            _preload.start()
+        return _preload
+
+
 def factory_has_activation(factory: Callable[..., Any]) -> bool:
     return "track_activation_threshold" in inspect.signature(factory).parameters
 
@@ -87,13 +108,7 @@ class Tracker:
         factory: Callable[..., Any] | None = None,
     ):
         if factory is None:
-            # trackers brings supervision and SciPy's interpolation (about 1.5 s to import):
-            # import it on a thread, while the model loads or infers the first frame (TensorFlow
-            # releases the GIL), rather than before the first frame.
-            self._library = threading.Thread(
-                target=_import_library, name="livesegment-import-trackers", daemon=True
-            )
-            self._library.start()
+            preload()  # usually started already, while the model loaded
         self._factory = factory
         self._settings = {
             # trackers counts its buffer in frames at 30 fps, whatever the source's rate.
@@ -107,11 +122,16 @@ class Tracker:
         self._next_id = 1
         self.count_per_class: dict[str, int] = {}
 
+    def wait_until_ready(self) -> None:
+        """Wait for the tracking library's import (started by ``preload``)."""
+        if self._factory is None:
+            preload().join()
+
     def _make(self) -> Any:
         """A new tracker for one class."""
         factory = self._factory
         if factory is None:
-            self._library.join()
+            preload().join()
             from trackers import OCSORTTracker  # raises here if the thread's import failed
 
             factory = OCSORTTracker
