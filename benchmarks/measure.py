@@ -250,6 +250,17 @@ def shapes_quality(
 
 
 def print_section(section: dict) -> None:
+    if "summary" in section:
+        _print_timing(section)
+    if "startup" in section:
+        for name, row in section["startup"]["summary"].items():
+            click.echo(
+                f"start-up to first frame, {name}: {row['s']:.1f} s "
+                f"(peak RSS {row['peak_rss_mb']:.0f} MB)"
+            )
+
+
+def _print_timing(section: dict) -> None:
     summary = section["summary"]
     click.echo(
         f"\n{section['model']}: {section['frames']} frames of {section['clip']} "
@@ -292,9 +303,3 @@ def print_section(section: dict) -> None:
             f"{speed:10}kept {by_seed['all']['kept_of_accurate']:.3f} of accurate's "
             f"detections; {seeds}"
         )
-    if "startup" in section:
-        for name, row in section["startup"]["summary"].items():
-            click.echo(
-                f"start-up to first frame, {name}: {row['s']:.1f} s "
-                f"(peak RSS {row['peak_rss_mb']:.0f} MB)"
-            )

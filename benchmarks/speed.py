@@ -108,21 +108,23 @@ def coco_section(args: dict, folder: Path) -> dict:
         cocomodel.make_coco_weights(weights, frames, seed=args["seed"])
     note = json.loads(weights.with_suffix(".note.json").read_text())
     spec = resolve_model(str(weights))
-    threshold = cocomodel.PIXELLIB_CONFIDENCE
-    loaded = {}
-    for speed in SPEEDS:
-        started = time.monotonic()
-        loaded[speed] = Detector.load(spec, speed=speed, threshold=threshold)
-        log.info("%s loaded in %.1fs", speed, time.monotonic() - started)
-    pixellib = pixellib_loop.coco_segmenter(weights) if args["pixellib"] else None
-    timing = measure.interleaved(loaded, clip, folder, args["rounds"], pixellib=pixellib, fps=10.0)
     result = {
         "model": "coco-shaped (ResNet-101, 81 classes, random weights)",
         "weights": str(weights),
         "weights_note": note,
         "clip": str(args["vtest"]),
-        **timing,
     }
+    if args["timing"]:
+        threshold = cocomodel.PIXELLIB_CONFIDENCE
+        loaded = {}
+        for speed in SPEEDS:
+            started = time.monotonic()
+            loaded[speed] = Detector.load(spec, speed=speed, threshold=threshold)
+            log.info("%s loaded in %.1fs", speed, time.monotonic() - started)
+        pixellib = pixellib_loop.coco_segmenter(weights) if args["pixellib"] else None
+        result |= measure.interleaved(
+            loaded, clip, folder, args["rounds"], pixellib=pixellib, fps=10.0
+        )
     if args["startup"]:
         one_frame = measure.write_clip(Path(args["vtest"]), folder / "vtest-1.avi", 1)
         result["startup"] = startup.compare(
@@ -188,6 +190,11 @@ def coco_section(args: dict, folder: Path) -> dict:
     "--startup/--no-startup",
     default=True,
     help="Time the command to the first frame (fresh processes).",
+)
+@click.option(
+    "--timing/--no-timing",
+    default=True,
+    help="Time the presets and PixelLib's loop (--no-timing: start-up only).",
 )
 @click.option(
     "--write-card",
