@@ -15,7 +15,8 @@ by more than a pixel are dropped), and a rotation + translation (+ mild scale) i
 them with RANSAC (a median shift when fewer than four points survive, the object's previous
 motion when none do). The motions add up from the inferred frame, and the inferred mask itself
 is warped each time (nearest neighbour, inside its box only), so resampling errors do not
-accumulate. An object whose carried mask leaves the frame is no longer carried.
+accumulate. An object whose carried mask leaves the frame is no longer carried. A detection
+without a mask (an empty one) is followed by the corners inside its box, and its box is moved.
 """
 
 from __future__ import annotations
@@ -111,12 +112,19 @@ class Carrier:
         height, width = previous.shape
         points, owners = [], []
         kernel = np.ones((2 * self.pad + 1, 2 * self.pad + 1), np.uint8)
-        for index, (x1, y1, x2, y2) in enumerate(detections.mask_bounds().tolist()):
+        bounds = detections.mask_bounds()
+        for index, (x1, y1, x2, y2) in enumerate(bounds.tolist()):
+            maskless = x2 <= x1 or y2 <= y1
+            if maskless:  # a box without a mask (an empty one, or no mask drawn): its box
+                x1, y1, x2, y2 = np.round(detections.xyxy[index]).astype(int).tolist()
             x1, y1 = max(0, x1 - self.pad), max(0, y1 - self.pad)
             x2, y2 = min(width, x2 + self.pad), min(height, y2 + self.pad)
             if x2 - x1 < 3 or y2 - y1 < 3:
                 continue
-            region = cv2.dilate(detections.masks[index, y1:y2, x1:x2].view(np.uint8), kernel)
+            if maskless:
+                region = np.ones((y2 - y1, x2 - x1), np.uint8)
+            else:
+                region = cv2.dilate(detections.masks[index, y1:y2, x1:x2].view(np.uint8), kernel)
             found = cv2.goodFeaturesToTrack(
                 previous[y1:y2, x1:x2],
                 maxCorners=self.max_points,
@@ -168,12 +176,24 @@ class Carrier:
         for i in alive:
             bx1, by1, bx2, by2 = self._base_boxes[i].tolist()
             total = self._total[i]
+            if bx2 <= bx1 or by2 <= by1:
+                # No mask to move: the box alone, as long as some of it is in the frame.
+                x1, y1, x2, y2 = base.xyxy[i].astype(np.float64).tolist()
+                corners = np.array([[x1, y1], [x2, y1], [x1, y2], [x2, y2]])
+                moved = corners @ total[:, :2].T + total[:, 2]
+                x1, y1 = np.maximum(moved.min(axis=0), 0.0)
+                x2, y2 = np.minimum(moved.max(axis=0), (width, height))
+                if x2 <= x1 or y2 <= y1:
+                    self._alive[i] = False
+                else:
+                    xyxy[i] = (x1, y1, x2, y2)
+                continue
             corners = np.array([[bx1, by1], [bx2, by1], [bx1, by2], [bx2, by2]], np.float64)
             moved = corners @ total[:, :2].T + total[:, 2]
             x1, y1 = np.floor(moved.min(axis=0)).astype(int) - 1
             x2, y2 = np.ceil(moved.max(axis=0)).astype(int) + 1
             x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
-            if x2 <= x1 or y2 <= y1 or bx2 <= bx1 or by2 <= by1:
+            if x2 <= x1 or y2 <= y1:
                 self._alive[i] = False
                 continue
             # Base crop coordinates -> new crop coordinates.

@@ -104,3 +104,23 @@ def test_carry_before_start_and_unknown_motions_are_refused():
         Carrier().carry(_frame(0, _scene((100, 100))[0]))
     with pytest.raises(ValueError, match="motion"):
         Carrier(motion="dense")
+
+
+def test_a_box_without_a_mask_is_carried_as_a_box():
+    carrier = Carrier()
+    bgr, mask = _scene((100, 100))
+    boxed = _detections(mask)
+    boxed = Detections(
+        boxed.xyxy,
+        np.zeros_like(boxed.masks),
+        boxed.scores,
+        boxed.class_ids,
+        boxed.class_names,
+        mask_boxes=np.zeros((1, 4), np.int32),
+    )
+    carrier.start(_frame(0, bgr), boxed)
+    for step in range(1, 6):
+        bgr, truth = _scene((100 + 4 * step, 100))
+        moved = carrier.carry(_frame(step, bgr))
+    assert len(moved) == 1 and not moved.masks.any()
+    np.testing.assert_allclose(moved.xyxy[0], tight_boxes(truth[np.newaxis])[0], atol=3)
