@@ -2,7 +2,9 @@
 
 Buffer policy follows the source: files keep every frame, in order, and block when the queue
 is full; live sources (cameras, streams, ``--realtime`` replays) keep only the newest frame and
-count what they drop, so what is shown stays current however slow the model is. The thread
+count what they drop, so what is shown stays current however slow the model is. With
+``keep_skipped`` they keep the frames the newest replaced too (bounded) and hand them over with
+it (``take_skipped``), for results carried onto them (``pipeline/carry.py``). The thread
 always ends the stream with a sentinel carrying its exception, if any, so the consumer never
 waits forever.
 """
