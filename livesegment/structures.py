@@ -317,6 +317,12 @@ class RunSummary:
     def mean_fps(self) -> float:
         return self.frames_processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    @property
+    def inferred_fps(self) -> float:
+        """Frames the model saw per second (``mean_fps`` counts carried frames too)."""
+        inferred = self.frames_processed - self.frames_carried
+        return inferred / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
     def add(self, result: FrameResult) -> None:
         self.frames_processed += 1
         self.frames_carried += result.carried
@@ -373,7 +379,8 @@ class RunSummary:
             lines.append(unique_objects(self.unique_per_class or {}))
         lines += [
             f"frames with no detection: {self.frames_empty}",
-            f"mean FPS: {self.mean_fps:.2f}",
+            f"mean FPS: {self.mean_fps:.2f}"
+            + (f" (inferred {self.inferred_fps:.2f})" if self.frames_carried else ""),
         ]
         if self.frames_undecodable:
             lines.append(f"{self.frames_undecodable} frames could not be decoded")
