@@ -117,11 +117,14 @@ class FrameRecord:
         frame: Frame index in the video.
         shape_hw: Frame (height, width) in pixels.
         instances: Detections or truth objects, in file order.
+        carried: the detections were not inferred on this frame but carried onto it from an
+            earlier one (a live run's ``"carried": true``).
     """
 
     frame: int
     shape_hw: tuple[int, int]
     instances: tuple[Instance, ...]
+    carried: bool = False
 
 
 class _MatchRatios:
@@ -152,6 +155,36 @@ class ClassScore(_MatchRatios):
 
 
 @dataclass(frozen=True, slots=True)
+class FrameKindScore(_MatchRatios):
+    """Matches over one kind of detection frames: inferred, or carried (a live run's frames
+    the model had no time for, with the latest masks moved onto them)."""
+
+    frames: int
+    truth_objects: int
+    detections: int
+    matched: int
+    mean_iou: float
+
+    def format(self, name: str) -> str:
+        return (
+            f"{name:<19}{self.frames} frames: mean mask IoU {_fmt(self.mean_iou)} "
+            f"({self.matched} matches), recall {_fmt(self.recall)}, "
+            f"precision {_fmt(self.precision)}"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "frames": self.frames,
+            "truth_objects": self.truth_objects,
+            "detections": self.detections,
+            "matched": self.matched,
+            "recall": _json_float(self.recall),
+            "precision": _json_float(self.precision),
+            "mean_iou": _json_float(self.mean_iou),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class EvalReport(_MatchRatios):
     """Detection quality over the frames present in both files.
 
@@ -171,6 +204,9 @@ class EvalReport(_MatchRatios):
         wrong_class: (truth class, detected class, count) of unmatched detections that outline
             an unmatched truth object of another class at the IoU threshold, most frequent
             first: the model found the object but named it wrongly.
+        inferred, carried: the same matches split by frame kind, when the detections file
+            has carried frames (None otherwise): the carried masks' IoU against the inferred
+            frames' own.
     """
 
     iou_threshold: float
@@ -186,6 +222,8 @@ class EvalReport(_MatchRatios):
     empty_frames_with_detections: int
     per_class: tuple[ClassScore, ...]
     wrong_class: tuple[tuple[str, str, int], ...] = ()
+    inferred: FrameKindScore | None = None
+    carried: FrameKindScore | None = None
 
     @property
     def false_detections_per_empty_frame(self) -> float:
@@ -228,6 +266,9 @@ class EvalReport(_MatchRatios):
             lines.append(
                 f"wrong class        {total} detections outline an object of another class: {named}"
             )
+        if self.inferred is not None and self.carried is not None:
+            lines.append(self.inferred.format("inferred frames"))
+            lines.append(self.carried.format("carried frames"))
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:
@@ -261,6 +302,11 @@ class EvalReport(_MatchRatios):
                 {"truth": truth, "detected_as": detected, "count": count}
                 for truth, detected, count in self.wrong_class
             ],
+            **(
+                {"inferred": self.inferred.to_dict(), "carried": self.carried.to_dict()}
+                if self.inferred is not None and self.carried is not None
+                else {}
+            ),
         }
 
 
@@ -329,7 +375,9 @@ def load_jsonl_frames(path: str | Path) -> list[FrameRecord]:
                 )
                 for raw in raw_instances
             )
-            frames[index] = FrameRecord(index, shape_hw, instances)
+            frames[index] = FrameRecord(
+                index, shape_hw, instances, carried=bool(record.get("carried", False))
+            )
     return [frames[i] for i in sorted(frames)]
 
 
@@ -378,6 +426,16 @@ class _Tally:
     empty_frames: int = 0
     false_on_empty: int = 0
     empty_with_detections: int = 0
+    # Per frame kind (False: inferred, True: carried): frames, truth, detections, match IoUs.
+    kinds: dict[bool, list] = field(
+        default_factory=lambda: {False: [0, 0, 0, []], True: [0, 0, 0, []]}
+    )
+
+    def kind_score(self, carried: bool) -> FrameKindScore:
+        frames, truth, detections, ious = self.kinds[carried]
+        return FrameKindScore(
+            frames, truth, detections, len(ious), float(np.mean(ious)) if ious else math.nan
+        )
 
     def add(self, det: FrameRecord, truth: FrameRecord, iou_threshold: float) -> None:
         if det.shape_hw != truth.shape_hw:
@@ -391,6 +449,11 @@ class _Tally:
         for d, _t, iou in matches:
             self.matched[det.instances[d].class_name] += 1
             self.ious.append(iou)
+        kind = self.kinds[det.carried]
+        kind[0] += 1
+        kind[1] += len(truth.instances)
+        kind[2] += len(det.instances)
+        kind[3].extend(iou for _d, _t, iou in matches)
         self.wrong_class.update(
             (truth.instances[t].class_name, det.instances[d].class_name) for d, t, _iou in misnamed
         )
@@ -453,4 +516,6 @@ def evaluate(
                 wrong_class.items(), key=lambda item: (-item[1], item[0])
             )
         ),
+        inferred=tally.kind_score(False) if tally.kinds[True][0] else None,
+        carried=tally.kind_score(True) if tally.kinds[True][0] else None,
     )

@@ -207,6 +207,11 @@ class FrameResult:
         network_ms: time in the network; ``select_ms``: selection and full-size masks.
         source_name: the image's name (``a.png``) when the source is still images, else None.
         track_ms: time the tracker took (0.0 when the run does not track).
+        carried_from: for a frame the model did not see (captured while it was busy on a live
+            source), the index of the inferred frame whose detections were moved onto this one
+            by optical flow; None for an inferred frame.
+        carried_age: frames since that inferred frame (1 for the next one); 0 when inferred.
+        carry_ms: time moving the detections took (0.0 when inferred).
     """
 
     frame: Frame
@@ -215,6 +220,14 @@ class FrameResult:
     select_ms: float = 0.0
     source_name: str | None = None
     track_ms: float = 0.0
+    carried_from: int | None = None
+    carried_age: int = 0
+    carry_ms: float = 0.0
+
+    @property
+    def carried(self) -> bool:
+        """The detections were carried from an earlier frame, not inferred on this one."""
+        return self.carried_from is not None
 
     @property
     def empty_reason(self) -> str | None:
@@ -268,6 +281,8 @@ class RunSummary:
     """Counts gathered while a run goes; printed at the end."""
 
     frames_processed: int = 0
+    # Of which carried: captured while the model was busy, shown with moved detections.
+    frames_carried: int = 0
     frames_empty: int = 0
     frames_dropped: int = 0
     frames_captured: int = 0
@@ -302,8 +317,15 @@ class RunSummary:
     def mean_fps(self) -> float:
         return self.frames_processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    @property
+    def inferred_fps(self) -> float:
+        """Frames the model saw per second (``mean_fps`` counts carried frames too)."""
+        inferred = self.frames_processed - self.frames_carried
+        return inferred / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
     def add(self, result: FrameResult) -> None:
         self.frames_processed += 1
+        self.frames_carried += result.carried
         if len(result.detections) == 0:
             self.frames_empty += 1
         self.detections_per_class.update(result.detections.class_names.tolist())
@@ -328,6 +350,7 @@ class RunSummary:
     def to_json(self) -> dict:
         return {
             "frames_processed": self.frames_processed,
+            **({"frames_carried": self.frames_carried} if self.frames_carried else {}),
             "frames_empty": self.frames_empty,
             "frames_dropped": self.frames_dropped,
             "frames_undecodable": self.frames_undecodable,
@@ -348,6 +371,7 @@ class RunSummary:
         )
         lines = [
             f"frames processed: {self.frames_processed}"
+            + (f" ({self.frames_carried} carried)" if self.frames_carried else "")
             + (f" (dropped {self.frames_dropped})" if self.frames_dropped else ""),
             f"detections: {per_class or 'none'}",
         ]
@@ -355,7 +379,8 @@ class RunSummary:
             lines.append(unique_objects(self.unique_per_class or {}))
         lines += [
             f"frames with no detection: {self.frames_empty}",
-            f"mean FPS: {self.mean_fps:.2f}",
+            f"mean FPS: {self.mean_fps:.2f}"
+            + (f" (inferred {self.inferred_fps:.2f})" if self.frames_carried else ""),
         ]
         if self.frames_undecodable:
             lines.append(f"{self.frames_undecodable} frames could not be decoded")

@@ -207,3 +207,33 @@ def test_bad_inputs_are_rejected(tmp_path: Path, truth_path: Path) -> None:
     wrong.write_text(json.dumps(bad) + "\n")
     with pytest.raises(ValueError, match="mask size"):
         load_jsonl_frames(wrong)
+
+
+def test_carried_frames_are_scored_apart_from_inferred_ones(
+    tmp_path: Path, truth_path: Path, scenes: list[Scene]
+) -> None:
+    # Odd frames are "carried": their masks are last frame's, so they overlap less.
+    path = tmp_path / "carried.jsonl"
+    _write_detections(path, _as_detections(scenes))
+    lines = path.read_text().splitlines()
+    for index in range(1, len(scenes), 2):
+        record = json.loads(lines[index])
+        previous = json.loads(lines[index - 1])
+        record.update(carried=True, carried_from=index - 1, detections=previous["detections"])
+        lines[index] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+
+    frames = load_jsonl_frames(path)
+    assert [f.carried for f in frames] == [i % 2 == 1 for i in range(len(scenes))]
+    report = evaluate(frames, load_jsonl_frames(truth_path))
+    assert report.inferred is not None and report.carried is not None
+    assert report.inferred.frames + report.carried.frames == report.frames_evaluated
+    assert report.inferred.mean_iou == 1.0 and report.inferred.recall == 1.0
+    assert report.carried.mean_iou < 1.0
+    assert report.carried.matched + report.inferred.matched == report.matched
+    assert report.to_dict()["carried"]["frames"] == report.carried.frames
+    assert "carried frames     9 frames: mean mask IoU" in report.format()
+
+    plain = evaluate(load_jsonl_frames(truth_path), load_jsonl_frames(truth_path))
+    assert plain.carried is None and "carried" not in plain.to_dict()
+    assert "carried" not in plain.format()

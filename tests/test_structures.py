@@ -87,3 +87,10 @@ def test_summary_format():
     assert "detections: circle 7, square 1" in text
     assert "frames with no detection: 2" in text
     assert "mean FPS: 2.00" in text
+    assert "carried" not in text and "inferred" not in text
+
+    summary.frames_carried = 8
+    text = summary.format()
+    assert "frames processed: 10 (8 carried)" in text
+    assert "mean FPS: 2.00 (inferred 0.40)" in text
+    assert summary.to_json()["frames_carried"] == 8

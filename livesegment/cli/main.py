@@ -212,6 +212,13 @@ def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozense
     "#12 and counted as unique objects (default: on for videos, cameras and streams; off for "
     "images).",
 )
+@click.option(
+    "--carry/--no-carry",
+    default=None,
+    help="Live sources and --realtime: show, record and write every captured frame; those the "
+    "model had no time for get its latest masks moved along by optical flow, marked carried "
+    '(HUD "carried 2", JSONL "carried": true). --no-carry drops them (default: on).',
+)
 @click.option("--boxes/--no-boxes", default=True, help="Draw boxes.")
 @click.option("--labels/--no-labels", default=True, help="Draw class and score labels.")
 @click.option("--masks/--no-masks", default=True, help="Draw masks.")
@@ -298,6 +305,7 @@ def run(
     rois: int | None,
     max_instances: int | None,
     track: bool | None,
+    carry: bool | None,
     boxes: bool,
     labels: bool,
     masks: bool,
@@ -368,6 +376,7 @@ def run(
         progress=sys.stderr.isatty(),
         default_model=model_name is None,
         track=track,
+        carry=carry,
     )
     summary = pipeline.run(options, spec)
     click.echo(summary.format())

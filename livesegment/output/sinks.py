@@ -111,8 +111,11 @@ class JsonlSink:
             "time_s": round(result.frame.time_s, 6),
             "width": width,
             "height": height,
-            "detections": detections_to_json(result.detections),
         }
+        if result.carried:
+            # Not inferred: the detections of frame ``carried_from`` moved onto this one.
+            record |= {"carried": True, "carried_from": result.carried_from}
+        record["detections"] = detections_to_json(result.detections)
         self._append(record)
 
     def _append(self, record: dict) -> None:

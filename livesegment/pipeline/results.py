@@ -7,7 +7,10 @@ The CLI's ``run``, ``doctor``, the quality checks and the Python API all iterate
             print(result.frame.index, result.detections.class_names)
 
 A capture thread reads, resizes and converts the next frame while the model works on this one;
-files give every frame in order, live sources the newest (see ``capture``).
+files give every frame in order, live sources the newest (see ``capture``). With ``carry``,
+a live source's frames captured while the model was busy come out too, after the inferred frame
+before them, with its detections moved onto them by optical flow (``carry.py``; their
+``FrameResult.carried_from`` says so): every captured frame is shown, none dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 from livesegment.model.cards import ModelSpec
 from livesegment.model.detector import Detector
+from livesegment.pipeline.carry import Carrier
 from livesegment.pipeline.tracking import Tracker
 from livesegment.structures import FrameResult, VideoInfo
 from livesegment.video.capture import CapturePolicy, CaptureStats, CaptureThread
@@ -39,7 +43,14 @@ class ResultStream:
         until: an event that ends the stream between frames (Ctrl-C, a quit key).
         track: give detections persistent ``track_ids``; None tracks videos, cameras and
             streams, not still images (which are unrelated pictures).
+        carry: live sources only: yield the frames captured while the model was busy too,
+            with the latest detections moved onto them (``FrameResult.carried_from``) instead
+            of dropping them. Only inferred frames feed the tracker.
     """
+
+    # Frames kept for carrying: three seconds of the source, within a memory budget.
+    CARRY_SECONDS = 3.0
+    CARRY_BUDGET_BYTES = 256 * 1024 * 1024
 
     def __init__(
         self,
@@ -49,12 +60,16 @@ class ResultStream:
         reconnect_timeout_s: float = 10.0,
         until: threading.Event | None = None,
         track: bool | None = None,
+        carry: bool = False,
     ):
         self._results: Iterator[FrameResult] | None = None
         self._closed = False
         self.source = source
         self.detector = detector
-        policy = CapturePolicy.for_source(source, reconnect_timeout_s)
+        self.carry = carry and source.info.is_live
+        policy = CapturePolicy.for_source(
+            source, reconnect_timeout_s, self._frames_kept(source) if self.carry else 0
+        )
         self._capture = CaptureThread(source, detector.max_size, policy)
         self._until = until
         if track is None:
@@ -63,6 +78,14 @@ class ResultStream:
         if self.tracker is not None:
             # Before the first frame is captured, so the import never shows as a frame's latency.
             self.tracker.wait_until_ready()
+
+    @classmethod
+    def _frames_kept(cls, source: VideoSource) -> int:
+        width, height = source.info.size_wh
+        # A frame holds its BGR picture and the model's smaller RGB input.
+        frame_bytes = max(1, width * height * 3 * 2)
+        wanted = round(cls.CARRY_SECONDS * (source.info.fps or 30.0))
+        return max(1, min(wanted, cls.CARRY_BUDGET_BYTES // frame_bytes))
 
     @property
     def info(self) -> VideoInfo:
@@ -86,6 +109,7 @@ class ResultStream:
                 self._until,
                 getattr(self.source, "name_of", None),
                 self.tracker,
+                Carrier() if self.carry else None,
             )
         try:
             return next(self._results)
@@ -119,11 +143,26 @@ def _results(
     until: threading.Event | None,
     name_of: Callable[[int], str] | None,
     tracker: Tracker | None,
+    carrier: Carrier | None = None,
 ) -> Iterator[FrameResult]:
     # A function, not a method: a generator holding its ResultStream would keep it alive past
     # a ``break``, and its capture thread with it.
+    inferred: int | None = None
     with capture:
         for frame in capture.frames(until=until):
+            if carrier is not None and inferred is not None:
+                # Before the first inference there is nothing to carry: those count as dropped.
+                for age, older in enumerate(capture.take_skipped(), start=1):
+                    started = time.perf_counter()
+                    moved = carrier.carry(older)
+                    yield FrameResult(
+                        older,
+                        moved,
+                        source_name=name_of(older.index) if name_of else None,
+                        carried_from=inferred,
+                        carried_age=age,
+                        carry_ms=(time.perf_counter() - started) * 1000,
+                    )
             detections = detector.detect_resized(frame.rgb, frame.shape_hw)
             timings = detector.timings
             track_ms = 0.0
@@ -132,6 +171,9 @@ def _results(
                 # The frame's time, not its count: dropped frames are time the objects moved.
                 detections = tracker.update(detections, frame.time_s)
                 track_ms = (time.perf_counter() - started) * 1000
+            if carrier is not None:
+                carrier.start(frame, detections)
+                inferred = frame.index
             yield FrameResult(
                 frame,
                 detections,
@@ -153,6 +195,7 @@ def stream(
     reconnect_timeout_s: float = 10.0,
     until: threading.Event | None = None,
     track: bool | None = None,
+    carry: bool = False,
 ) -> ResultStream:
     """Segment ``source`` frame by frame.
 
@@ -168,6 +211,9 @@ def stream(
         track: give each detection a persistent ``track_id`` across frames
             (``result.detections.track_ids``); None: on for videos, cameras and streams, off
             for still images.
+        carry: live sources and ``realtime`` replays: also yield the frames captured while
+            the model was busy, with the latest detections moved onto them by optical flow
+            (``result.carried``, ``result.carried_age``), so no frame is dropped.
 
     Raises:
         SourceError: the source cannot be opened or read (checked before the model loads).
@@ -192,5 +238,10 @@ def stream(
         source.release()
         raise
     return ResultStream(
-        source, detector, reconnect_timeout_s=reconnect_timeout_s, until=until, track=track
+        source,
+        detector,
+        reconnect_timeout_s=reconnect_timeout_s,
+        until=until,
+        track=track,
+        carry=carry,
     )

@@ -80,6 +80,10 @@ class RunOptions:
             so (one warning) when the source does not look like the demo's synthetic shapes.
         track: give detections persistent track ids (labels ``#12 circle 0.93``, colours per
             track, unique objects per class); None tracks every source but still images.
+        carry: live sources and realtime replays: frames captured while the model is busy are
+            shown, recorded and written with the latest detections moved onto them by optical
+            flow (HUD ``carried 2``, JSONL ``"carried": true``) instead of being dropped; None
+            carries for live sources.
     """
 
     source: str | SourceRequest
@@ -102,6 +106,7 @@ class RunOptions:
     audio: bool = True
     default_model: bool = False
     track: bool | None = None
+    carry: bool | None = None
 
 
 # (spec, options) -> a loaded Detector; tests pass engines of their own here.
@@ -181,7 +186,13 @@ class RecordingSink:
         self.paths: list[Path] = []
         self.writer: MediaWriter | PacedRecorder | None = None
         self._takes = 0
-        if source.info.is_live:
+        # The clock of the latest frame written; a carrying run's take ends there.
+        self._last_at: float | None = None
+        self._ends_at_last = source.info.is_live and carries(options, source)
+        if self._ends_at_last:
+            # Carried frames come in bursts after each inference: each is due when captured.
+            self._clock = lambda result: result.frame.captured_at
+        elif source.info.is_live:
             self._clock = lambda result: time.monotonic()
         else:
             self._clock = lambda result: result.frame.time_s - source.request.start_s
@@ -244,14 +255,19 @@ class RecordingSink:
 
     def write(self, result: FrameResult, picture: np.ndarray) -> None:
         if self.writer is not None:
-            self.writer.write(picture, self._clock(result))
+            self._last_at = self._clock(result)
+            self.writer.write(picture, self._last_at)
 
     def close(self) -> None:
         """Finish the current take, if any (the run may start another)."""
         if self.writer is None:
             return
         writer, self.writer = self.writer, None
-        writer.close()
+        if isinstance(writer, PacedRecorder) and self._ends_at_last:
+            # Every frame was written at its capture time; the last one ends the take.
+            writer.close(self._last_at)
+        else:
+            writer.close()
         self.paths.append(writer.path)
 
 
@@ -399,6 +415,7 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
                 reconnect_timeout_s=options.reconnect_timeout_s,
                 until=stop.event,
                 track=options.track,
+                carry=carries(options, source),
             )
         )
         try:
@@ -426,6 +443,13 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
             ):
                 summary.fail(report)
     return summary
+
+
+def carries(options: RunOptions, source: VideoSource) -> bool:
+    """Whether the run carries detections onto the frames the model has no time for."""
+    if not source.info.is_live or isinstance(source, ImageSource):
+        return False
+    return options.carry is None or options.carry
 
 
 def _demo_check(
@@ -489,9 +513,10 @@ def _drive(results: ResultStream, sinks: list[Sink], session: _Session) -> None:
         # A frame counts as processed once every file has it.
         with progress, FrameWriter(sinks, on_written=summary.add) as writer:
             for result in results:
-                if session.demo is not None:
+                if session.demo is not None and not result.carried:
                     session.demo.add(result.frame.bgr)
-                session.inference_fps.tick()
+                if not result.carried:
+                    session.inference_fps.tick()
                 _hand_over(result, results, writer, session)
                 progress.update()
                 _between_frames(results, writer, session)
@@ -529,7 +554,8 @@ def _hand_over(
         job = Job(result, hud, job.style, job.draw())
         session.window.write(result, job.picture)
     writer.submit(job)
-    session.summary.latencies_ms.append((time.monotonic() - result.frame.captured_at) * 1000)
+    if not result.carried:  # the model's latency: a carried frame waited for an inference
+        session.summary.latencies_ms.append((time.monotonic() - result.frame.captured_at) * 1000)
 
 
 def _between_frames(results: ResultStream, writer: FrameWriter, session: _Session) -> None:
@@ -575,7 +601,11 @@ def _hud_lines(results: ResultStream, result: FrameResult, session: _Session) ->
     controls, stats = session.controls, results.stats
     latency_ms = (time.monotonic() - result.frame.captured_at) * 1000
     classes = ",".join(sorted(controls.classes)) if controls.classes else "all"
-    flags = ("  REC" if session.recording else "") + ("  PAUSED" if controls.paused else "")
+    flags = (
+        (f"  carried {result.carried_age}" if result.carried else "")
+        + ("  REC" if session.recording else "")
+        + ("  PAUSED" if controls.paused else "")
+    )
     lines = [
         f"inference {session.inference_fps.fps:4.1f} FPS ({result.inference_ms:.0f} ms)  "
         f"capture {stats.fps.fps:4.1f} FPS",

@@ -2,7 +2,9 @@
 
 Buffer policy follows the source: files keep every frame, in order, and block when the queue
 is full; live sources (cameras, streams, ``--realtime`` replays) keep only the newest frame and
-count what they drop, so what is shown stays current however slow the model is. The thread
+count what they drop, so what is shown stays current however slow the model is. With
+``keep_skipped`` they keep the frames the newest replaced too (bounded) and hand them over with
+it (``take_skipped``), for results carried onto them (``pipeline/carry.py``). The thread
 always ends the stream with a sentinel carrying its exception, if any, so the consumer never
 waits forever.
 """
@@ -13,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,6 +40,9 @@ class CapturePolicy:
         reconnect: reopen the source when it fails or stalls (cameras, streams).
         watchdog_s: a live source that delivers no new frame for this long has stalled.
         reconnect_timeout_s: give up when reconnecting has not worked for this long.
+        keep_skipped: live sources only: up to this many frames the newest one replaced are
+            kept (not dropped) and handed over with it (``take_skipped``), so the results can
+            show them with carried detections; 0 drops them. Beyond it the oldest are dropped.
     """
 
     newest_wins: bool = False
@@ -44,15 +50,19 @@ class CapturePolicy:
     reconnect: bool = False
     watchdog_s: float = 2.0
     reconnect_timeout_s: float = 10.0
+    keep_skipped: int = 0
 
     @classmethod
-    def for_source(cls, source: VideoSource, reconnect_timeout_s: float = 10.0) -> CapturePolicy:
+    def for_source(
+        cls, source: VideoSource, reconnect_timeout_s: float = 10.0, keep_skipped: int = 0
+    ) -> CapturePolicy:
         request = source.request
         return cls(
             newest_wins=request.is_live,
             realtime=request.realtime,
             reconnect=request.can_reconnect,
             reconnect_timeout_s=reconnect_timeout_s,
+            keep_skipped=keep_skipped if request.is_live else 0,
         )
 
 
@@ -62,6 +72,8 @@ class CaptureStats:
     def __init__(self) -> None:
         self.captured = 0
         self.dropped = 0
+        # Frames the newest replaced but kept for carried results (``keep_skipped``).
+        self.skipped = 0
         self.reconnect_attempts = 0
         self.fps = FpsMeter()
 
@@ -91,6 +103,9 @@ class CaptureThread:
         size = 1 if self.policy.newest_wins else queue_size
         self._queue: queue.Queue[Frame | _EndOfStream] = queue.Queue(maxsize=size)
         self._lock = threading.Lock()
+        # Frames replaced by a newer one and kept (``policy.keep_skipped``), oldest first.
+        self._skipped: deque[Frame] = deque()
+        self._handed: list[Frame] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livesegment-capture", daemon=True)
 
@@ -118,10 +133,19 @@ class CaptureThread:
     def _put_newest(self, frame: Frame) -> None:
         with self._lock:
             try:
-                self._queue.get_nowait()
-                self.stats.dropped += 1
+                replaced = self._queue.get_nowait()
             except queue.Empty:
                 pass
+            else:
+                if self.policy.keep_skipped > 0 and isinstance(replaced, Frame):
+                    self._skipped.append(replaced)
+                    self.stats.skipped += 1
+                    if len(self._skipped) > self.policy.keep_skipped:
+                        self._skipped.popleft()
+                        self.stats.skipped -= 1
+                        self.stats.dropped += 1
+                else:
+                    self.stats.dropped += 1
             self._queue.put_nowait(frame)
 
     def _reconnect(self, why: str) -> None:
@@ -225,11 +249,31 @@ class CaptureThread:
                     ) from None
                 continue
             waited_s, warned = 0.0, False
+            if isinstance(item, Frame) and self.policy.keep_skipped > 0:
+                self._hand_skipped(item)
             if isinstance(item, _EndOfStream):
                 if item.error is not None:
                     raise item.error
                 return
             yield item
+
+    def _hand_skipped(self, frame: Frame) -> None:
+        # Under the lock: the frames ``frame`` replaced are all kept by now, and none newer.
+        with self._lock:
+            # Frames handed with the previous frame and never taken are dropped after all.
+            self.stats.dropped += len(self._handed)
+            self.stats.skipped -= len(self._handed)
+            handed = []
+            while self._skipped and self._skipped[0].captured_at <= frame.captured_at:
+                handed.append(self._skipped.popleft())
+            self._handed = handed
+
+    def take_skipped(self) -> list[Frame]:
+        """The frames (oldest first) the frame just yielded by ``frames()`` replaced while the
+        consumer was busy, when ``policy.keep_skipped``; each is handed over once. Frames not
+        taken before the next one is yielded count as dropped."""
+        handed, self._handed = self._handed, []
+        return handed
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop reading, count unprocessed frames as dropped, join the thread, release."""
@@ -246,6 +290,10 @@ class CaptureThread:
 
     def _drain(self) -> None:
         with self._lock:
+            self.stats.dropped += len(self._skipped) + len(self._handed)
+            self.stats.skipped -= len(self._skipped) + len(self._handed)
+            self._skipped.clear()
+            self._handed = []
             while True:
                 try:
                     item = self._queue.get_nowait()

@@ -60,6 +60,7 @@ def test_realtime_latency_stays_bounded_and_drops_add_up(tmp_path, video_factory
         display=False,
         output=output,
         progress=False,
+        carry=False,  # newest frame wins: what the model has no time for is dropped
     )
     started = time.monotonic()
     summary = run(options, spec_from_card(tiny_model), load=slow_loader)
@@ -79,6 +80,35 @@ def test_realtime_latency_stays_bounded_and_drops_add_up(tmp_path, video_factory
     # The recording plays back at real speed: its duration matches the wall-clock time.
     count, fps = _frame_count_and_fps(output)
     assert count / fps == pytest.approx(summary.elapsed_s, rel=0.10)
+
+
+def test_realtime_carry_keeps_every_frame_at_the_source_rate(tmp_path, video_factory, tiny_model):
+    from livesegment.model.cards import spec_from_card
+
+    source = video_factory(90, (160, 120), VIDEO_FPS)
+    output, dets = tmp_path / "carried.mp4", tmp_path / "carried.jsonl"
+    options = RunOptions(
+        source=parse_source(str(source), realtime=True),
+        display=False,
+        output=output,
+        json_path=dets,
+        progress=False,
+    )
+    summary = run(options, spec_from_card(tiny_model), load=slow_loader)
+
+    assert summary.frames_captured == 90
+    assert summary.frames_dropped == 0
+    assert summary.frames_processed == 90
+    assert summary.frames_carried >= 90 * (1 - 1.5 / SLOWDOWN), "most frames are carried"
+    lines = [json.loads(line) for line in dets.read_text().splitlines()[:-1]]
+    assert [line["frame"] for line in lines] == list(range(90))
+    carried = [line for line in lines if line.get("carried")]
+    assert len(carried) == summary.frames_carried
+    assert all(line["carried_from"] < line["frame"] for line in carried)
+    # Each frame is recorded when it was captured: the recording lasts as long as the source.
+    count, fps = _frame_count_and_fps(output)
+    assert fps == pytest.approx(VIDEO_FPS, rel=0.10)
+    assert count == pytest.approx(90, abs=5)
 
 
 def test_missing_camera_fails_within_two_seconds(tiny_model):
@@ -116,6 +146,8 @@ def test_mjpeg_stream_reconnects_resumes_and_gives_up(tmp_path, tiny_model):
         "--no-display",
         "--model",
         str(tiny_model.with_suffix(".h5")),
+        # Newest frame wins: the JSONL follows the stream without a backlog of carried frames.
+        "--no-carry",
         "--json",
         str(dets),
         "--output",

@@ -51,11 +51,18 @@ def test_the_hud_counts_unique_objects_per_class_when_tracking():
     tracker = Tracker()
     tracker.count_per_class.update({"square": 2, "circle": 14})
     stats = SimpleNamespace(fps=FpsMeter(), dropped=0)
-    result = SimpleNamespace(inference_ms=80.0, frame=SimpleNamespace(captured_at=0.0))
+    result = SimpleNamespace(
+        inference_ms=80.0, frame=SimpleNamespace(captured_at=0.0), carried=False, carried_age=0
+    )
     session = SimpleNamespace(
         controls=ViewState(threshold=0.5, classes=None), recording=False, inference_fps=FpsMeter()
     )
     lines = _hud_lines(SimpleNamespace(stats=stats, tracker=tracker), result, session)
     assert lines[-1] == "unique objects: circle: 14 unique, square: 2 unique"
+    assert "carried" not in " ".join(lines)
     untracked = _hud_lines(SimpleNamespace(stats=stats, tracker=None), result, session)
     assert len(untracked) == len(lines) - 1 and "unique" not in " ".join(untracked)
+    # A carried frame says how many frames ago its detections were inferred.
+    carried = SimpleNamespace(**{**vars(result), "carried": True, "carried_age": 2})
+    lines = _hud_lines(SimpleNamespace(stats=stats, tracker=None), carried, session)
+    assert "  carried 2" in lines[1]

@@ -159,3 +159,25 @@ def test_newest_frame_wins_and_counts_drops(video_factory):
     assert processed == sorted(processed) and processed[-1] == 29
     assert capture.stats.captured == 30
     assert capture.stats.dropped == 30 - len(processed) > 0
+
+
+@pytest.mark.parametrize("keep", [100, 3])
+def test_skipped_frames_are_kept_and_handed_with_the_newest(video_factory, keep):
+    from livesegment.video.capture import CapturePolicy
+
+    path = video_factory(30, (160, 120), 10.0)
+    policy = CapturePolicy(newest_wins=True, keep_skipped=keep)
+    with CaptureThread(open_source(str(path)), long_side=32, policy=policy) as capture:
+        handed: list[int] = []
+        for frame in capture.frames():
+            threading.Event().wait(0.02)
+            handed += [older.index for older in capture.take_skipped()]
+            assert capture.take_skipped() == [], "each frame is handed over once"
+            handed.append(frame.index)
+    # Every frame comes out, oldest first, unless more were skipped than kept.
+    assert handed == sorted(handed) and handed[-1] == 29
+    assert capture.stats.captured == 30
+    assert capture.stats.dropped == 30 - len(handed)
+    if keep == 100:
+        assert handed == list(range(30))
+        assert capture.stats.skipped > 0
