@@ -44,6 +44,8 @@ FLAGS = {
     "speed": "--speed",
     "rois": "--rois",
     "max_instances": "--max-instances",
+    "inputs": "INPUTS",
+    "output_dir": "--output-dir",
 }
 # Errors whose fix is a flag of its own rather than another value.
 REMEDIES = {"display": "run with --no-display"}
@@ -423,7 +425,9 @@ def evaluate_command(detections: Path, truth: Path, iou: float, as_json: bool) -
             click.echo(tracking.format())
 
 
+from livesegment.cli.batch import batch  # noqa: E402
 from livesegment.cli.models import doctor, models_group  # noqa: E402
 
+main.add_command(batch)
 main.add_command(models_group)
 main.add_command(doctor)

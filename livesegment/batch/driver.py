@@ -1,0 +1,183 @@
+"""``run_batch``: skip what is complete and verified, segment the rest, record every attempt.
+
+Only the driver writes the manifest (workers return records), so appends never interleave.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from livesegment.batch.jobs import VideoJob
+from livesegment.batch.manifest import MANIFEST_NAME, ManifestWriter, Record, read_manifest
+from livesegment.batch.worker import (
+    INTERRUPTED,
+    BatchSettings,
+    VideoWorker,
+    init_process,
+    one_line,
+    process_in_worker,
+    worker_name,
+)
+from livesegment.errors import OutputError
+from livesegment.model.cards import sha256_of
+from livesegment.paths import check_no_overwrite
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class BatchReport:
+    """What a batch did: records of this run's attempts and the inputs skipped as complete."""
+
+    done: list[Record] = field(default_factory=list)
+    failed: list[Record] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    interrupted: bool = False
+    elapsed_s: float = 0.0
+    manifest: Path | None = None
+
+    def format(self) -> str:
+        frames = sum(record.frames for record in self.done)
+        lines = [
+            f"batch: {len(self.done)} done ({frames} frames), {len(self.skipped)} already "
+            f"complete, {len(self.failed)} failed in {self.elapsed_s:.1f} s"
+        ]
+        for record in self.failed:
+            # Source errors already start with the path.
+            error = record.error or ""
+            lines.append(
+                f"failed: {'' if error.startswith(record.input) else record.input + ': '}{error}"
+            )
+        if self.interrupted:
+            lines.append("interrupted: rerun the same command to finish the rest")
+        if self.manifest is not None:
+            lines.append(f"manifest: {self.manifest}")
+        return "\n".join(lines)
+
+
+def is_complete(job: VideoJob, record: Record | None, settings: BatchSettings) -> bool:
+    """Done with these settings, and every output is there with the sha256 recorded."""
+    if record is None or record.status != "done" or record.settings != settings.fingerprint():
+        return False
+    expected = {kind: str(path) for kind, path in job.outputs.items()}
+    if {kind: output.path for kind, output in record.outputs.items()} != expected:
+        return False
+    for output in record.outputs.values():
+        path = Path(output.path)
+        if not path.is_file() or sha256_of(path) != output.sha256:
+            log.info("%s is missing or changed since it was recorded; redoing it", path)
+            return False
+    return True
+
+
+def check_outputs(jobs: list[VideoJob], settings: BatchSettings, manifest: Path) -> None:
+    """Refuse a batch whose outputs would replace an input, the model or each other.
+
+    Raises:
+        SameFileError: naming both files.
+    """
+    inputs = [("inputs", job.source) for job in jobs]
+    inputs.append(("model", settings.spec.weights))
+    outputs = [("output_dir", path) for job in jobs for path in job.outputs.values()]
+    check_no_overwrite(inputs, [*outputs, ("output_dir", manifest)])
+
+
+def _in_process(jobs: list[VideoJob], settings: BatchSettings) -> Iterator[Record]:
+    worker = VideoWorker(settings)
+    worker.load()
+    for job in jobs:
+        record = worker(job)
+        yield record
+        if record.status == INTERRUPTED:
+            return
+
+
+def _in_pool(jobs: list[VideoJob], settings: BatchSettings, workers: int) -> Iterator[Record]:
+    # spawn, not fork: TensorFlow's threads do not survive a fork, and each worker loads its
+    # own model once in init_process.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, context, initializer=init_process, initargs=(settings,)
+    ) as pool:
+        futures = {pool.submit(process_in_worker, job): job for job in jobs}
+        try:
+            for future in as_completed(futures):
+                try:
+                    yield future.result()
+                except BrokenProcessPool as error:
+                    reason = f"a worker process died ({one_line(error)})"
+                    yield Record(
+                        str(futures[future].source),
+                        "failed",
+                        1,
+                        error=reason,
+                        settings=settings.fingerprint(),
+                        worker=worker_name(),
+                    )
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_batch(
+    jobs: list[VideoJob],
+    settings: BatchSettings,
+    output_dir: Path,
+    workers: int = 1,
+    progress: bool = True,
+) -> BatchReport:
+    """Segment every job not already complete; one manifest line per attempt.
+
+    Raises:
+        OutputError: the output folder cannot be created or the manifest written.
+        SameFileError: an output would replace an input.
+    """
+    started = time.monotonic()
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(
+            f"cannot create the folder ({error.strerror})", parameter="output_dir", value=output_dir
+        ) from error
+    manifest_path = output_dir / MANIFEST_NAME
+    check_outputs(jobs, settings, manifest_path)
+    previous = read_manifest(manifest_path)
+    report = BatchReport(manifest=manifest_path)
+    pending = []
+    for job in jobs:
+        if is_complete(job, previous.get(str(job.source)), settings):
+            report.skipped.append(job.source)
+        else:
+            pending.append(job)
+    bar = tqdm(total=len(jobs), initial=len(report.skipped), unit="video", disable=not progress)
+    with bar, ManifestWriter(manifest_path) as manifest:
+        if pending:
+            records = (
+                _in_process(pending, settings)
+                if workers <= 1 or len(pending) == 1
+                else _in_pool(pending, settings, min(workers, len(pending)))
+            )
+            try:
+                for record in records:
+                    if record.status == INTERRUPTED:
+                        report.interrupted = True
+                        continue
+                    earlier = previous.get(record.input)
+                    attempts = (earlier.attempts if earlier else 0) + 1
+                    record = dataclasses.replace(record, attempts=attempts)
+                    manifest.append(record)
+                    (report.done if record.status == "done" else report.failed).append(record)
+                    bar.update()
+            except KeyboardInterrupt:
+                report.interrupted = True
+    report.elapsed_s = time.monotonic() - started
+    return report

@@ -1,0 +1,203 @@
+"""Segment one video with an already loaded ``Detector``: the unit of work of a batch.
+
+``VideoWorker`` holds the model and processes one ``VideoJob`` per call, through the same
+``pipeline.run`` as ``livesegment run``, so its files are the ones ``run`` writes. It never
+raises for a bad input: the result is a failed ``Record`` with a one-line reason. The local
+process pool keeps one per process; a Ray actor can hold one the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from livesegment.batch.jobs import VideoJob, partial_path
+from livesegment.batch.manifest import OutputFile, Record
+from livesegment.errors import LivesegmentError
+from livesegment.model.cards import ModelSpec, sha256_of
+from livesegment.model.detector import Detector
+from livesegment.structures import StopReason
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted"  # a status never written to the manifest: the input is redone
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    """The model and drawing options every video of a batch shares (``run``'s meanings)."""
+
+    spec: ModelSpec
+    threshold: float | None = None
+    classes: frozenset[str] | None = None
+    speed: str | None = None
+    max_size: int | None = None
+    video: bool = True
+    default_model: bool = False
+    verbose: bool = False
+
+    def run_options(self, source, output: Path | None = None, json_path: Path | None = None):
+        from livesegment.pipeline.runner import RunOptions
+
+        return RunOptions(
+            source=source,
+            output=output,
+            json_path=json_path,
+            display=False,
+            threshold=self.threshold,
+            classes=self.classes,
+            speed=self.speed,
+            max_size=self.max_size,
+            verbose=self.verbose,
+            progress=False,  # the batch shows one bar over its inputs
+            default_model=self.default_model,
+        )
+
+    def fingerprint(self) -> dict:
+        """What the outputs depend on; a done input whose settings differ is redone."""
+        return {
+            "model": self.spec.name,
+            "weights": str(self.spec.weights),
+            "threshold": self.threshold,
+            "classes": sorted(self.classes) if self.classes is not None else None,
+            "speed": self.speed,
+            "max_size": self.max_size,
+            "video": self.video,
+        }
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "unknown error"
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class VideoWorker:
+    """A loaded model that segments one video per call."""
+
+    def __init__(self, settings: BatchSettings, detector: Detector | None = None):
+        self.settings = settings
+        self.detector = detector
+        self.load_error: str | None = None
+
+    def load(self) -> None:
+        """Load the model once (``run``'s loader: verified weights, the tracker preloaded)."""
+        from livesegment.pipeline.runner import load_detector
+
+        try:
+            self.detector = load_detector(self.settings.spec, self.settings.run_options(""))
+        except LivesegmentError as error:
+            self.load_error = one_line(str(error))
+
+    def __call__(self, job: VideoJob) -> Record:
+        if self.detector is None:
+            return self._record(job, "failed", 0, 0.0, f"model not loaded: {self.load_error}")
+        return process_video(job, self.detector, self.settings)
+
+    def _record(self, job, status, frames, seconds, error) -> Record:
+        return _record(job, self.settings, status, frames, seconds, error)
+
+
+def _record(
+    job: VideoJob,
+    settings: BatchSettings,
+    status: str,
+    frames: int,
+    seconds: float,
+    error: str | None = None,
+    outputs: dict[str, OutputFile] | None = None,
+) -> Record:
+    return Record(
+        input=str(job.source),
+        status=status,
+        attempts=1,  # the driver counts earlier attempts in
+        frames=frames,
+        seconds=round(seconds, 3),
+        error=error,
+        outputs=outputs or {},
+        settings=settings.fingerprint(),
+        worker=worker_name(),
+    )
+
+
+def _remove(paths) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+
+
+def process_video(job: VideoJob, detector: Detector, settings: BatchSettings) -> Record:
+    """Segment ``job.source`` with ``detector`` into ``job``'s outputs.
+
+    Every output is written under its partial name and renamed once all are complete, so a
+    file with a final name is always whole; an earlier attempt's files are removed first, so
+    the folder never pairs a new video with old detections.
+
+    Returns:
+        A "done" record with each output's sha256, a "failed" one with a one-line reason, or
+        one with status ``INTERRUPTED`` (Ctrl-C; its partial files are removed).
+    """
+    from livesegment import pipeline
+
+    started = time.monotonic()
+    _remove(job.outputs.values())
+    partials = {kind: partial_path(path) for kind, path in job.outputs.items()}
+    options = settings.run_options(str(job.source), partials.get("video"), partials["jsonl"])
+    try:
+        summary = pipeline.run(options, settings.spec, load=lambda *_: detector)
+    except LivesegmentError as error:
+        _remove(partials.values())
+        return _record(job, settings, "failed", 0, time.monotonic() - started, one_line(error))
+    except Exception as error:  # a bug must not cost the other inputs their results
+        log.debug("processing %s failed", job.source, exc_info=True)
+        _remove(partials.values())
+        reason = f"internal error: {type(error).__name__}: {one_line(error)}"
+        return _record(job, settings, "failed", 0, time.monotonic() - started, reason)
+    frames = summary.frames_processed
+    if summary.stop_reason is StopReason.INTERRUPTED:
+        _remove(partials.values())
+        return _record(job, settings, INTERRUPTED, frames, time.monotonic() - started)
+    if summary.stop_reason is StopReason.FAILED:
+        _remove(partials.values())
+        reason = one_line(summary.failure or "failed")
+        return _record(job, settings, "failed", frames, time.monotonic() - started, reason)
+    record = {"input": str(job.source), "summary": summary.to_json()}
+    partials["summary"].write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    outputs = {}
+    for kind, partial in partials.items():
+        outputs[kind] = OutputFile(str(job.outputs[kind]), sha256_of(partial))
+        os.replace(partial, job.outputs[kind])
+    return _record(job, settings, "done", frames, time.monotonic() - started, None, outputs)
+
+
+# One per local worker process, set by its initializer: a process pool calls plain functions.
+_worker: VideoWorker | None = None
+
+
+def init_process(settings: BatchSettings) -> None:
+    """A spawned worker process: quiet TensorFlow like the CLI, leave Ctrl-C to the batch
+    (a run under way still stops between frames), load the model once."""
+    from livesegment.model import tfenv
+
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tfenv.quiet_tensorflow(settings.verbose)
+    tfenv.quiet_opencv(settings.verbose)
+    logging.basicConfig(
+        level=logging.INFO if settings.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    _worker = VideoWorker(settings)
+    _worker.load()
+
+
+def process_in_worker(job: VideoJob) -> Record:
+    assert _worker is not None, "init_process runs first"
+    return _worker(job)

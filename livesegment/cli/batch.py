@@ -1,0 +1,112 @@
+"""``livesegment batch``: parse, validate, hand the inputs to ``livesegment.batch``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from livesegment.model.cards import SPEEDS, resolve_model
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--output-dir",
+    "-d",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for each input's video, JSONL and summary, and the manifest (created).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Local worker processes, each loading the model once (1: in this process).",
+)
+@click.option(
+    "--model",
+    "model_name",
+    default=None,
+    metavar="NAME|PATH",
+    help="Bundled/downloaded model name or an .h5 path (default: shapes).",
+)
+@click.option(
+    "--class-names",
+    default=None,
+    metavar="A,B",
+    help="Class names for a custom .h5 without a card (background excluded).",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Minimum confidence to keep a detection (default: the model card's).",
+)
+@click.option("--classes", default=None, metavar="A,B", help="Keep only these classes.")
+@click.option(
+    "--speed", type=click.Choice(SPEEDS), default=None, help="Speed preset (see run --help)."
+)
+@click.option(
+    "--max-size",
+    type=click.IntRange(64, 4096),
+    default=None,
+    help="Long side in pixels the network sees (default: the --speed preset's).",
+)
+@click.option(
+    "--output-video/--no-output-video",
+    default=True,
+    help="Write the annotated video (--no-output-video: detections JSONL and summary only).",
+)
+@click.pass_context
+def batch(
+    ctx: click.Context,
+    *,
+    inputs: tuple[str, ...],
+    output_dir: Path,
+    workers: int,
+    model_name: str | None,
+    class_names: str | None,
+    threshold: float | None,
+    classes: str | None,
+    speed: str | None,
+    max_size: int | None,
+    output_video: bool,
+) -> None:
+    """Segment many videos: INPUTS are files, folders (their videos) and quoted globs
+    ("footage/*.mp4"). Each input gets NAME.mp4, NAME.jsonl and NAME.summary.json in
+    --output-dir, made by the same pipeline as `livesegment run`; manifest.jsonl there records
+    every attempt. Rerun the same command to finish an interrupted batch: complete outputs
+    (checked against their sha256) are skipped, the rest redone.
+
+    Exit code 1 when any input failed (the others still complete).
+    """
+    from livesegment.batch.driver import run_batch
+    from livesegment.batch.jobs import expand_inputs, plan_jobs
+    from livesegment.batch.worker import BatchSettings
+    from livesegment.cli.main import _checked_classes, _split_names
+
+    spec = resolve_model(model_name, _split_names(class_names))
+    settings = BatchSettings(
+        spec=spec,
+        threshold=threshold,
+        classes=_checked_classes(_split_names(classes), spec),
+        speed=speed,
+        max_size=max_size,
+        video=output_video,
+        default_model=model_name is None,
+        verbose=ctx.meta["livesegment.verbose"],
+    )
+    jobs = plan_jobs(expand_inputs(inputs), output_dir, video=output_video)
+    report = run_batch(jobs, settings, output_dir, workers, progress=sys.stderr.isatty())
+    click.echo(report.format())
+    if report.interrupted:
+        ctx.exit(130)
+    if report.failed:
+        names = ", ".join(Path(record.input).name for record in report.failed)
+        raise click.ClickException(
+            f"{len(report.failed)} of {len(jobs)} inputs failed: {names} "
+            f"(reasons above and in {report.manifest})"
+        )
