@@ -1,0 +1,157 @@
+"""``livesegment batch`` as a user runs it: real subprocesses, the bundled model, tiny videos.
+
+Every JSONL a batch writes must equal what ``livesegment run --json`` writes for the same video
+(apart from the summary's elapsed time), in one process or in worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import invoke_cli, needs_bundled_model, run_cli
+
+SEEDS = (5, 8, 12)
+
+
+def _frames(path) -> list[dict]:
+    """The JSONL's lines with the summary's timing removed."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines[-1]["summary"].pop("elapsed_s")
+    return lines
+
+
+def _manifest(folder) -> list[dict]:
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, shapes_video_factory):
+    """Three tiny shapes videos in one folder, and each one's JSONL from ``livesegment run``."""
+    needs_bundled_model()
+    folder = tmp_path_factory.mktemp("batch_inputs")
+    expected = {}
+    for seed in SEEDS:
+        made, _ = shapes_video_factory(seed, 12, (160, 120), 10.0)
+        video = shutil.copy(made, folder / f"clip{seed}.avi")
+        dets = folder.parent / f"run{seed}.jsonl"
+        result = run_cli("run", str(video), "--no-display", "--json", str(dets))
+        assert result.returncode == 0, result.stderr
+        expected[f"clip{seed}"] = _frames(dets)
+    return folder, expected
+
+
+def _assert_matches_run(out, expected) -> None:
+    for stem, lines in expected.items():
+        assert _frames(out / f"{stem}.jsonl") == lines, f"{stem} differs from run's JSONL"
+        assert (out / f"{stem}.mp4").stat().st_size > 0
+        summary = json.loads((out / f"{stem}.summary.json").read_text())
+        assert summary["summary"]["frames_processed"] == 12
+    assert not list(out.glob("*.partial.*")), "no partial file is left behind"
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_batch_matches_run_then_resumes_only_what_is_missing(videos, tmp_path):
+    folder, expected = videos
+    out = tmp_path / "out"
+    result = run_cli("batch", str(folder), "--output-dir", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "batch: 3 done (36 frames), 0 already complete, 0 failed" in result.stdout
+    _assert_matches_run(out, expected)
+    records = _manifest(out)
+    assert [(r["status"], r["attempts"], r["frames"]) for r in records] == [("done", 1, 12)] * 3
+    for record in records:
+        for output in record["outputs"].values():
+            from livesegment.model.cards import sha256_of
+
+            assert sha256_of(output["path"]) == output["sha256"]
+
+    again = run_cli("batch", f"{folder}/*.avi", "--output-dir", str(out))
+    assert again.returncode == 0, again.stderr
+    assert "batch: 0 done (0 frames), 3 already complete, 0 failed" in again.stdout
+    assert len(_manifest(out)) == 3, "a rerun with nothing to do records nothing"
+
+    (out / "clip8.jsonl").unlink()
+    redo = run_cli("batch", str(folder), "--output-dir", str(out))
+    assert redo.returncode == 0, redo.stderr
+    assert "batch: 1 done (12 frames), 2 already complete, 0 failed" in redo.stdout
+    last = _manifest(out)[-1]
+    assert (last["input"], last["status"], last["attempts"]) == (
+        str(folder / "clip8.avi"),
+        "done",
+        2,
+    )
+    _assert_matches_run(out, expected)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_two_workers_write_what_run_writes(videos, tmp_path):
+    folder, expected = videos
+    out = tmp_path / "out"
+    result = run_cli("batch", str(folder), "--output-dir", str(out), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert "batch: 3 done (36 frames)" in result.stdout
+    _assert_matches_run(out, expected)
+    workers = {record["worker"] for record in _manifest(out)}
+    assert len(workers) == 2, f"two worker processes shared the videos: {workers}"
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_a_corrupt_video_and_a_text_file_fail_alone(videos, tmp_path):
+    folder, expected = videos
+    good = folder / "clip5.avi"
+    corrupt = tmp_path / "corrupt.avi"
+    corrupt.write_bytes(good.read_bytes()[:2000])
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n")
+    out = tmp_path / "out"
+    result = run_cli("batch", str(good), str(corrupt), str(text), "--output-dir", str(out))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "batch: 1 done (12 frames), 0 already complete, 2 failed" in result.stdout
+    assert f"failed: {corrupt}: " in result.stdout and f"failed: {text}: " in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert errors == [
+        f"Error: 2 of 3 inputs failed: corrupt.avi, notes.txt (reasons above and in "
+        f"{out / 'manifest.jsonl'})"
+    ]
+    by_input = {record["input"]: record for record in _manifest(out)}
+    for path in (corrupt, text):
+        record = by_input[str(path)]
+        assert record["status"] == "failed" and record["outputs"] == {}
+        assert "not a readable video" in record["error"] and "\n" not in record["error"]
+    assert by_input[str(good)]["status"] == "done"
+    assert _frames(out / "clip5.jsonl") == expected["clip5"]
+    assert sorted(path.name for path in out.iterdir()) == [
+        "clip5.jsonl",
+        "clip5.mp4",
+        "clip5.summary.json",
+        "manifest.jsonl",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["missing.avi"], "INPUTS missing.avi: no such file or folder"),
+        (["nothing/*.avi"], "INPUTS nothing/*.avi: no file matches this pattern"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(tmp_path, args, needle):
+    result = invoke_cli("batch", *args, "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert lines[0].endswith(" batch --help)"), "names where to find help"
+    assert not (tmp_path / "out").exists(), "nothing is created before the inputs are checked"
+
+
+def test_an_output_that_would_replace_an_input_is_refused(tmp_path, video_factory):
+    source = shutil.copy(video_factory(4), tmp_path / "clip.mp4")
+    result = invoke_cli("batch", str(source), "--output-dir", str(tmp_path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "would destroy the input" in result.stderr
+    assert source.stat().st_size > 0
