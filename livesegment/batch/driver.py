@@ -5,12 +5,15 @@ Only the driver writes the manifest (workers return records), so appends never i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,7 @@ from livesegment.batch.worker import (
 from livesegment.errors import OutputError
 from livesegment.model.cards import sha256_of
 from livesegment.paths import check_no_overwrite
+from livesegment.pipeline.interrupts import StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -92,40 +96,70 @@ def check_outputs(jobs: list[VideoJob], settings: BatchSettings, manifest: Path)
     check_no_overwrite(inputs, [*outputs, ("output_dir", manifest)])
 
 
-def _in_process(jobs: list[VideoJob], settings: BatchSettings) -> Iterator[Record]:
+def _in_process(
+    jobs: list[VideoJob], settings: BatchSettings, stop: StopRequest
+) -> Iterator[Record]:
     worker = VideoWorker(settings)
     worker.load()
     for job in jobs:
+        if stop.is_set():
+            return
         record = worker(job)
         yield record
         if record.status == INTERRUPTED:
             return
 
 
-def _in_pool(jobs: list[VideoJob], settings: BatchSettings, workers: int) -> Iterator[Record]:
+def _in_pool(
+    jobs: list[VideoJob], settings: BatchSettings, workers: int, stop: StopRequest
+) -> Iterator[Record]:
     # spawn, not fork: TensorFlow's threads do not survive a fork, and each worker loads its
     # own model once in init_process.
     context = multiprocessing.get_context("spawn")
+    stop_workers = context.Event()
     with ProcessPoolExecutor(
-        workers, context, initializer=init_process, initargs=(settings,)
+        workers, context, initializer=init_process, initargs=(settings, stop_workers)
     ) as pool:
-        futures = {pool.submit(process_in_worker, job): job for job in jobs}
+        pending = {pool.submit(process_in_worker, job): job for job in jobs}
         try:
-            for future in as_completed(futures):
-                try:
-                    yield future.result()
-                except BrokenProcessPool as error:
-                    reason = f"a worker process died ({one_line(error)})"
-                    yield Record(
-                        str(futures[future].source),
-                        "failed",
-                        1,
-                        error=reason,
-                        settings=settings.fingerprint(),
-                        worker=worker_name(),
-                    )
+            while pending:
+                # Polled, so a stop request reaches the workers while they work.
+                finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                if stop.is_set() and not stop_workers.is_set():
+                    _stop_workers(pool, pending, stop_workers)
+                for future in finished:
+                    job = pending.pop(future)
+                    if not future.cancelled():
+                        yield _result(future, job, settings)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, pending: dict, stop_workers) -> None:
+    """Jobs not started are cancelled or handed back undone; videos under way get the Ctrl-C
+    the workers' own process groups kept from them, and stop between frames."""
+    stop_workers.set()
+    for future in pending:
+        future.cancel()
+    # The pool has no public list of its processes; signalling them is the only way in.
+    for process in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGINT)
+
+
+def _result(future: Future, job: VideoJob, settings: BatchSettings) -> Record:
+    try:
+        return future.result()
+    except BrokenProcessPool as error:
+        reason = f"a worker process died ({one_line(error)})"
+        return Record(
+            str(job.source),
+            "failed",
+            1,
+            error=reason,
+            settings=settings.fingerprint(),
+            worker=worker_name(),
+        )
 
 
 def run_batch(
@@ -159,12 +193,14 @@ def run_batch(
         else:
             pending.append(job)
     bar = tqdm(total=len(jobs), initial=len(report.skipped), unit="video", disable=not progress)
-    with bar, ManifestWriter(manifest_path) as manifest:
+    # Ctrl-C between videos stops before the next one; during a video, run() stops it between
+    # frames; the manifest only ever gets whole records of finished attempts.
+    with StopRequest().installed() as stop, bar, ManifestWriter(manifest_path) as manifest:
         if pending:
             records = (
-                _in_process(pending, settings)
+                _in_process(pending, settings, stop)
                 if workers <= 1 or len(pending) == 1
-                else _in_pool(pending, settings, min(workers, len(pending)))
+                else _in_pool(pending, settings, min(workers, len(pending)), stop)
             )
             try:
                 for record in records:
@@ -177,7 +213,8 @@ def run_batch(
                     manifest.append(record)
                     (report.done if record.status == "done" else report.failed).append(record)
                     bar.update()
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # a second Ctrl-C
                 report.interrupted = True
+        report.interrupted |= stop.is_set()
     report.elapsed_s = time.monotonic() - started
     return report

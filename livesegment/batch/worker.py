@@ -152,6 +152,9 @@ def process_video(job: VideoJob, detector: Detector, settings: BatchSettings) ->
     options = settings.run_options(str(job.source), partials.get("video"), partials["jsonl"])
     try:
         summary = pipeline.run(options, settings.spec, load=lambda *_: detector)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, leave no partial file behind
+        _remove(partials.values())
+        raise
     except LivesegmentError as error:
         _remove(partials.values())
         return _record(job, settings, "failed", 0, time.monotonic() - started, one_line(error))
@@ -177,16 +180,24 @@ def process_video(job: VideoJob, detector: Detector, settings: BatchSettings) ->
     return _record(job, settings, "done", frames, time.monotonic() - started, None, outputs)
 
 
-# One per local worker process, set by its initializer: a process pool calls plain functions.
+# One per local worker process, set by its initializer (a process pool calls plain functions),
+# with the batch's stop event: a job taken after a stop request is handed back undone.
 _worker: VideoWorker | None = None
+_stop = None
 
 
-def init_process(settings: BatchSettings) -> None:
-    """A spawned worker process: quiet TensorFlow like the CLI, leave Ctrl-C to the batch
-    (a run under way still stops between frames), load the model once."""
+def init_process(settings: BatchSettings, stop) -> None:
+    """A spawned worker process: quiet TensorFlow like the CLI, load the model once.
+
+    The worker leaves its terminal's process group, so Ctrl-C reaches only the batch, which
+    passes it on exactly once (a second signal would abort a video instead of stopping it
+    between frames); a run under way stops between frames.
+    """
     from livesegment.model import tfenv
 
-    global _worker
+    global _worker, _stop
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tfenv.quiet_tensorflow(settings.verbose)
     tfenv.quiet_opencv(settings.verbose)
@@ -194,10 +205,13 @@ def init_process(settings: BatchSettings) -> None:
         level=logging.INFO if settings.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    _stop = stop
     _worker = VideoWorker(settings)
     _worker.load()
 
 
 def process_in_worker(job: VideoJob) -> Record:
     assert _worker is not None, "init_process runs first"
+    if _stop is not None and _stop.is_set():
+        return _record(job, _worker.settings, INTERRUPTED, 0, 0.0)
     return _worker(job)

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
-from conftest import invoke_cli, needs_bundled_model, run_cli
+from conftest import ROOT, invoke_cli, needs_bundled_model, run_cli
 
 SEEDS = (5, 8, 12)
 
@@ -155,3 +159,38 @@ def test_an_output_that_would_replace_an_input_is_refused(tmp_path, video_factor
     assert result.returncode == 2, result.stdout + result.stderr
     assert "would destroy the input" in result.stderr
     assert source.stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_interrupted_batch_restarted_does_only_the_rest(videos, tmp_path, workers):
+    folder, expected = videos
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "livesegment", "batch", str(folder), "--output-dir", str(out)]
+    batch = subprocess.Popen(
+        [*command, "--workers", workers], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        manifest = out / "manifest.jsonl"
+        while not (manifest.exists() and manifest.read_text()) and batch.poll() is None:
+            assert time.monotonic() < deadline, "no video finished in 300 s"
+            time.sleep(0.05)
+        batch.send_signal(signal.SIGINT)
+        stdout, _ = batch.communicate(timeout=120)
+    finally:
+        batch.kill()
+    assert batch.returncode == 130, stdout
+    assert "interrupted: rerun the same command to finish the rest" in stdout
+    finished = [record["input"] for record in _manifest(out)]  # every line whole
+    assert 1 <= len(finished) < 3, "stopped after the first video and before the last"
+    assert not list(out.glob("*.partial.*")), "an interrupted video leaves no partial file"
+
+    again = run_cli("batch", str(folder), "--output-dir", str(out), "--workers", workers)
+    assert again.returncode == 0, again.stderr
+    assert f"{3 - len(finished)} done" in again.stdout
+    assert f"{len(finished)} already complete" in again.stdout
+    redone = [record["input"] for record in _manifest(out)[len(finished) :]]
+    assert sorted(redone + finished) == sorted(str(folder / f"clip{s}.avi") for s in SEEDS)
+    _assert_matches_run(out, expected)
