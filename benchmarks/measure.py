@@ -3,7 +3,6 @@ tables."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import platform
@@ -207,20 +206,6 @@ def _summarise(samples: dict[str, list[dict]], speeds: list[str], rounds: int) -
     return summary
 
 
-def _threshold_only(run_: quality.VideoRun, threshold: float) -> list:
-    return [
-        dataclasses.replace(
-            record,
-            instances=tuple(
-                instance
-                for instance in record.instances
-                if np.float32(instance.score) >= np.float32(threshold)
-            ),
-        )
-        for record in run_.detections
-    ]
-
-
 def shapes_quality(
     detectors: Mapping[str, Detector], seeds: Sequence[int], threshold: float
 ) -> dict:
@@ -229,10 +214,10 @@ def shapes_quality(
     rows: dict[str, dict] = {}
     for seed in seeds:
         runs = {speed: quality.run_video(detector, seed) for speed, detector in detectors.items()}
-        reference = _threshold_only(runs["accurate"], threshold)
+        reference = quality.above(runs["accurate"], threshold)
         for speed, video_run in runs.items():
             report = quality.score(video_run, threshold)
-            kept = evaluate(_threshold_only(video_run, threshold), reference)
+            kept = evaluate(quality.above(video_run, threshold), reference)
             rows.setdefault(speed, {})[str(seed)] = {
                 "kept_of_accurate": round(kept.recall, 4),
                 "accurate_detections": kept.truth_objects,

@@ -143,6 +143,18 @@ class _MatchRatios:
         """Matched detections / all detections."""
         return _ratio(self.matched, self.detections)
 
+    def _match_dict(self) -> dict[str, object]:
+        """Counts, ratios and mean IoU of the matches (for records with ``mean_iou``), JSON-ready
+        (nan becomes None)."""
+        return {
+            "truth_objects": self.truth_objects,
+            "detections": self.detections,
+            "matched": self.matched,
+            "recall": _json_float(self.recall),
+            "precision": _json_float(self.precision),
+            "mean_iou": _json_float(self.mean_iou),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ClassScore(_MatchRatios):
@@ -173,15 +185,7 @@ class FrameKindScore(_MatchRatios):
         )
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "frames": self.frames,
-            "truth_objects": self.truth_objects,
-            "detections": self.detections,
-            "matched": self.matched,
-            "recall": _json_float(self.recall),
-            "precision": _json_float(self.precision),
-            "mean_iou": _json_float(self.mean_iou),
-        }
+        return {"frames": self.frames, **self._match_dict()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,12 +282,7 @@ class EvalReport(_MatchRatios):
             "frames_evaluated": self.frames_evaluated,
             "frames_only_in_detections": self.frames_only_in_detections,
             "frames_only_in_truth": self.frames_only_in_truth,
-            "truth_objects": self.truth_objects,
-            "detections": self.detections,
-            "matched": self.matched,
-            "recall": _json_float(self.recall),
-            "precision": _json_float(self.precision),
-            "mean_iou": _json_float(self.mean_iou),
+            **self._match_dict(),
             "empty_truth_frames": self.empty_truth_frames,
             "false_detections_on_empty": self.false_detections_on_empty,
             "false_detections_per_empty_frame": _json_float(self.false_detections_per_empty_frame),

@@ -29,6 +29,11 @@ from livesegment.video.capture import CapturePolicy, CaptureStats, CaptureThread
 from livesegment.video.sources import SourceRequest, VideoSource, open_source, parse_source
 
 
+def tracks(track: bool | None, request: SourceRequest) -> bool:
+    """Whether a run tracks: as asked, else every source but still images."""
+    return track if track is not None else not request.is_still
+
+
 class ResultStream:
     """An iterator of ``FrameResult`` that owns its source and capture thread.
 
@@ -72,9 +77,7 @@ class ResultStream:
         )
         self._capture = CaptureThread(source, detector.max_size, policy)
         self._until = until
-        if track is None:
-            track = not source.request.is_still
-        self.tracker = Tracker(fps=source.info.fps) if track else None
+        self.tracker = Tracker(fps=source.info.fps) if tracks(track, source.request) else None
         if self.tracker is not None:
             # Before the first frame is captured, so the import never shows as a frame's latency.
             self.tracker.wait_until_ready()

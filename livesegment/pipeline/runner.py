@@ -9,6 +9,7 @@ files are done by the writer thread (``writer.py``) while the next frame is infe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import logging
@@ -38,7 +39,7 @@ from livesegment.paths import Named, check_no_overwrite, check_output_path, clas
 from livesegment.pipeline import tracking
 from livesegment.pipeline.controls import ViewState
 from livesegment.pipeline.interrupts import StopRequest
-from livesegment.pipeline.results import ResultStream
+from livesegment.pipeline.results import ResultStream, tracks
 from livesegment.pipeline.writer import FrameWriter, Job
 from livesegment.structures import FrameResult, RunSummary, StopReason, unique_objects
 from livesegment.timing import FpsMeter
@@ -115,7 +116,7 @@ Loader = Callable[[ModelSpec, RunOptions], Detector]
 
 def load_detector(spec: ModelSpec, options: RunOptions) -> Detector:
     """Build the network and load verified weights (TensorFlow is imported here)."""
-    if options.track is not False:
+    if options.track:
         # The tracker's library is imported while the network builds, TensorFlow first.
         from livesegment.model import segmenter  # noqa: F401
 
@@ -390,6 +391,8 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
         else parse_source(options.source)
     )
     protected = _check_outputs(options, request, spec)
+    # Decided now, so the loader imports the tracker's library only for a run that tracks.
+    options = dataclasses.replace(options, track=tracks(options.track, request))
     source = open_source(request)
     summary = RunSummary(is_live=source.info.is_live)
     # From here on Ctrl-C/SIGTERM ask the loop to stop, so outputs close in order.

@@ -98,9 +98,9 @@ def run_video(detector: Detector, seed: int) -> VideoRun:
     return VideoRun(seed, tuple(found), tuple(truth), tuple(times[1:] or times))
 
 
-def score(run: VideoRun, threshold: float) -> EvalReport:
-    """Evaluate the run's frames keeping detections at or above ``threshold``."""
-    frames = [
+def above(run: VideoRun, threshold: float) -> list[FrameRecord]:
+    """The run's frames keeping only detections at or above ``threshold``."""
+    return [
         dataclasses.replace(
             record,
             instances=tuple(
@@ -112,7 +112,11 @@ def score(run: VideoRun, threshold: float) -> EvalReport:
         )
         for record in run.detections
     ]
-    return evaluate(frames, run.truth)
+
+
+def score(run: VideoRun, threshold: float) -> EvalReport:
+    """Evaluate the run's frames keeping detections at or above ``threshold``."""
+    return evaluate(above(run, threshold), run.truth)
 
 
 def summary(report: EvalReport, threshold: float, run: VideoRun) -> dict[str, object]:
