@@ -30,6 +30,10 @@ class OutputError(LivesegmentError):
     """An output file cannot be written."""
 
 
+class ClusterError(LivesegmentError):
+    """The Ray cluster cannot be started, joined or used."""
+
+
 class DisplayError(LivesegmentError):
     """No window can be shown."""
 

@@ -290,3 +290,58 @@ def probe(path):
         rate = video.average_rate
     step = times[1] - times[0] if len(times) > 1 else 0
     return codec, len(times), rate, (times[-1] + step if times else 0.0), audio_duration
+
+
+# ``livesegment batch``: the inputs every batch test shares, and the wall times they measured.
+BATCH_SEEDS = (5, 8, 12, 21)
+BATCH_WALL_TIMES: dict[str, float] = {}
+
+
+def jsonl_without_timing(path: Path) -> list[dict]:
+    """A detections JSONL's lines with the summary's elapsed time removed."""
+    import json
+
+    lines = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    lines[-1]["summary"].pop("elapsed_s")
+    return lines
+
+
+@pytest.fixture(scope="session")
+def batch_videos(tmp_path_factory, shapes_video_factory):
+    """Four tiny shapes videos in one folder, and each one's JSONL from a sequential
+    ``livesegment run`` (stem -> lines)."""
+    import shutil
+
+    needs_bundled_model()
+    folder = tmp_path_factory.mktemp("batch_inputs")
+    expected = {}
+    started = time.monotonic()
+    for seed in BATCH_SEEDS:
+        made, _ = shapes_video_factory(seed, 12, (160, 120), 10.0)
+        video = shutil.copy(made, folder / f"clip{seed}.avi")
+        dets = folder.parent / f"run{seed}.jsonl"
+        result = invoke_cli("run", str(video), "--no-display", "--json", str(dets))
+        assert result.returncode == 0, result.stderr
+        expected[f"clip{seed}"] = jsonl_without_timing(dets)
+    BATCH_WALL_TIMES["4 x run, one after another (in this process)"] = time.monotonic() - started
+    return folder, expected
+
+
+def assert_batch_matches_run(out: Path, expected: dict[str, list[dict]]) -> None:
+    """Each batch output equals what ``run`` wrote (``batch_videos``), nothing half-written."""
+    import json
+
+    for stem, lines in expected.items():
+        assert jsonl_without_timing(out / f"{stem}.jsonl") == lines, f"{stem} differs from run's"
+        assert (out / f"{stem}.mp4").stat().st_size > 0
+        summary = json.loads((out / f"{stem}.summary.json").read_text())
+        assert summary["summary"]["frames_processed"] == 12
+    assert not list(out.glob("*.partial.*")), "no partial file is left behind"
+    assert not list(out.glob(".livesegment-*")), "the output folder's marker is removed"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if BATCH_WALL_TIMES:
+        terminalreporter.section("batch wall times (4 videos of 12 frames, bundled model)")
+        for name, seconds in BATCH_WALL_TIMES.items():
+            terminalreporter.write_line(f"{seconds:6.1f} s  {name}")

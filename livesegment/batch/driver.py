@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import secrets
 import signal
 import time
 from collections.abc import Iterator
@@ -20,11 +21,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from livesegment.batch.jobs import VideoJob
+from livesegment.batch.jobs import VideoJob, frame_count
 from livesegment.batch.manifest import MANIFEST_NAME, ManifestWriter, Record, read_manifest
 from livesegment.batch.worker import (
     INTERRUPTED,
     BatchSettings,
+    OutputMarker,
     VideoWorker,
     init_process,
     one_line,
@@ -45,6 +47,7 @@ class BatchReport:
 
     done: list[Record] = field(default_factory=list)
     failed: list[Record] = field(default_factory=list)
+    lost: list[Record] = field(default_factory=list)  # attempts a dead worker took along
     skipped: list[Path] = field(default_factory=list)
     interrupted: bool = False
     elapsed_s: float = 0.0
@@ -56,6 +59,8 @@ class BatchReport:
             f"batch: {len(self.done)} done ({frames} frames), {len(self.skipped)} already "
             f"complete, {len(self.failed)} failed in {self.elapsed_s:.1f} s"
         ]
+        for record in self.lost:
+            lines.append(f"retried: {record.input}: {record.error}")
         for record in self.failed:
             # Source errors already start with the path.
             error = record.error or ""
@@ -67,6 +72,29 @@ class BatchReport:
         if self.manifest is not None:
             lines.append(f"manifest: {self.manifest}")
         return "\n".join(lines)
+
+
+class _Progress:
+    """Two bars: videos, and frames (counted as each video ends; the total is what the
+    containers claim, so it is approximate for files that do not say)."""
+
+    def __init__(self, pending: list[VideoJob], total: int, skipped: int, enabled: bool):
+        frames = sum(frame_count(job.source) or 0 for job in pending) if enabled else 0
+        self.videos = tqdm(
+            total=total, initial=skipped, unit="video", disable=not enabled, position=0
+        )
+        self.frames = tqdm(total=frames or None, unit="frame", disable=not enabled, position=1)
+
+    def finished(self, record: Record) -> None:
+        self.videos.update()
+        self.frames.update(record.frames)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.frames.close()
+        self.videos.close()
 
 
 def is_complete(job: VideoJob, record: Record | None, settings: BatchSettings) -> bool:
@@ -162,18 +190,61 @@ def _result(future: Future, job: VideoJob, settings: BatchSettings) -> Record:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RayPlan:
+    """Run the batch on Ray: join ``address``, or start an instance here when it is None."""
+
+    address: str | None = None
+    max_retries: int = 2
+
+
+@contextlib.contextmanager
+def _marked(output_dir: Path) -> Iterator[OutputMarker]:
+    marker = OutputMarker(output_dir / f".livesegment-batch-{secrets.token_hex(6)}", "")
+    marker = dataclasses.replace(marker, token=secrets.token_hex(16))
+    marker.path.write_text(marker.token, encoding="utf-8")
+    try:
+        yield marker
+    finally:
+        marker.path.unlink(missing_ok=True)
+
+
+def _records(
+    pending: list[VideoJob],
+    settings: BatchSettings,
+    workers: int | None,
+    ray: RayPlan | None,
+    marker: OutputMarker,
+    stop: StopRequest,
+) -> Iterator[Record]:
+    if ray is not None:
+        from livesegment.batch.on_ray import run_on_ray
+
+        return run_on_ray(pending, settings, marker, ray.address, workers, ray.max_retries, stop)
+    workers = workers or 1
+    if workers <= 1 or len(pending) == 1:
+        return _in_process(pending, settings, stop)
+    return _in_pool(pending, settings, min(workers, len(pending)), stop)
+
+
 def run_batch(
     jobs: list[VideoJob],
     settings: BatchSettings,
     output_dir: Path,
-    workers: int = 1,
+    workers: int | None = None,
     progress: bool = True,
+    ray: RayPlan | None = None,
 ) -> BatchReport:
     """Segment every job not already complete; one manifest line per attempt.
+
+    ``workers`` is how many copies of the model segment at once: local processes (default
+    one, in this process), or Ray actors (default: as many as the cluster has GPUs, or CPUs).
 
     Raises:
         OutputError: the output folder cannot be created or the manifest written.
         SameFileError: an output would replace an input.
+        UsageError: Ray was asked for and is not installed.
+        ClusterError: the Ray cluster cannot be started or joined.
     """
     started = time.monotonic()
     try:
@@ -192,27 +263,32 @@ def run_batch(
             report.skipped.append(job.source)
         else:
             pending.append(job)
-    bar = tqdm(total=len(jobs), initial=len(report.skipped), unit="video", disable=not progress)
+    bars = _Progress(pending, len(jobs), len(report.skipped), progress)
     # Ctrl-C between videos stops before the next one; during a video, run() stops it between
     # frames; the manifest only ever gets whole records of finished attempts.
-    with StopRequest().installed() as stop, bar, ManifestWriter(manifest_path) as manifest:
+    with (
+        StopRequest().installed() as stop,
+        bars,
+        ManifestWriter(manifest_path) as manifest,
+        _marked(output_dir) as marker,
+    ):
         if pending:
-            records = (
-                _in_process(pending, settings, stop)
-                if workers <= 1 or len(pending) == 1
-                else _in_pool(pending, settings, min(workers, len(pending)), stop)
-            )
+            records = _records(pending, settings, workers, ray, marker, stop)
             try:
                 for record in records:
                     if record.status == INTERRUPTED:
                         report.interrupted = True
                         continue
                     earlier = previous.get(record.input)
-                    attempts = (earlier.attempts if earlier else 0) + 1
+                    # Records count this run's attempts; the manifest counts every run's.
+                    attempts = (earlier.attempts if earlier else 0) + record.attempts
                     record = dataclasses.replace(record, attempts=attempts)
                     manifest.append(record)
+                    if record.status == "lost":
+                        report.lost.append(record)
+                        continue
                     (report.done if record.status == "done" else report.failed).append(record)
-                    bar.update()
+                    bars.finished(record)
             except KeyboardInterrupt:  # a second Ctrl-C
                 report.interrupted = True
         report.interrupted |= stop.is_set()

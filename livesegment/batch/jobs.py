@@ -49,6 +49,23 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}{PARTIAL_MARK}{path.suffix}")
 
 
+def frame_count(path: Path) -> int | None:
+    """How many frames the container says the video has; None when it does not say or
+    cannot be read (the batch finds out why when it gets there)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return stream.frames
+            if stream.duration and stream.time_base and stream.average_rate:
+                return round(float(stream.duration * stream.time_base * stream.average_rate))
+    except (av.FFmpegError, IndexError, OSError, ValueError):
+        return None
+    return None
+
+
 def _folder_videos(folder: Path) -> list[Path]:
     return [
         path

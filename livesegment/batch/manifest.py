@@ -32,7 +32,8 @@ class Record:
 
     Attributes:
         input: the input file, absolute.
-        status: "done" or "failed".
+        status: "done", "failed", or "lost" (the worker died mid-video; a retry follows
+            unless the retries are spent).
         attempts: attempts at this input so far, this one included (across reruns).
         frames: frames processed.
         seconds: wall time of this attempt, model loading excluded.
@@ -40,6 +41,7 @@ class Record:
         outputs: kind ("video", "jsonl", "summary") -> the final file and its sha256.
         settings: what the outputs depend on (model, threshold, …); a rerun with others redoes.
         worker: who processed it (host and process id).
+        node: the machine that processed it: the host name, or the Ray node's address and id.
     """
 
     input: str
@@ -51,6 +53,7 @@ class Record:
     outputs: dict[str, OutputFile] = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     worker: str = ""
+    node: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

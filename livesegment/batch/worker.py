@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,12 +81,61 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def node_name() -> str:
+    """The machine: its host name, or inside Ray the node's address and id (nodes of one
+    machine, as in a simulated cluster, share a host name but not an id)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        node_id = ray.get_runtime_context().get_node_id()
+        return f"{ray.util.get_node_ip_address()} {node_id}"
+    return socket.gethostname()
+
+
+@dataclass(frozen=True, slots=True)
+class OutputMarker:
+    """A file the driver writes in the output folder: a worker that sees it with this content
+    writes to the same storage as the driver, not to a same-named folder of its own machine."""
+
+    path: Path
+    token: str
+
+    def problem(self) -> str | None:
+        """Why this machine cannot write the batch's outputs, or None."""
+        folder = self.path.parent
+        try:
+            seen = self.path.read_text(encoding="utf-8")
+        except OSError:
+            seen = None
+        if seen != self.token:
+            return (
+                f"output folder {folder} is not the batch's folder on node {node_name()} (the "
+                "driver's marker file is not there): the output folder must be storage every "
+                "node mounts at the same path (NFS, a cluster file system)"
+            )
+        probe = folder / f".livesegment-write-{os.getpid()}-{time.monotonic_ns()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            return (
+                f"output folder {folder} is not writable on node {node_name()} "
+                f"({error.strerror}): give every node's workers write access"
+            )
+        return None
+
+
 class VideoWorker:
     """A loaded model that segments one video per call."""
 
-    def __init__(self, settings: BatchSettings, detector: Detector | None = None):
+    def __init__(
+        self,
+        settings: BatchSettings,
+        detector: Detector | None = None,
+        marker: OutputMarker | None = None,
+    ):
         self.settings = settings
         self.detector = detector
+        self.marker = marker
         self.load_error: str | None = None
 
     def load(self) -> None:
@@ -100,6 +150,8 @@ class VideoWorker:
     def __call__(self, job: VideoJob) -> Record:
         if self.detector is None:
             return self._record(job, "failed", 0, 0.0, f"model not loaded: {self.load_error}")
+        if self.marker is not None and (problem := self.marker.problem()):
+            return self._record(job, "failed", 0, 0.0, problem)
         return process_video(job, self.detector, self.settings)
 
     def _record(self, job, status, frames, seconds, error) -> Record:
@@ -125,6 +177,7 @@ def _record(
         outputs=outputs or {},
         settings=settings.fingerprint(),
         worker=worker_name(),
+        node=node_name(),
     )
 
 
@@ -186,6 +239,18 @@ _worker: VideoWorker | None = None
 _stop = None
 
 
+def prepare_process(verbose: bool) -> None:
+    """A worker process (local or a Ray actor) logs and quiets TensorFlow as the CLI does."""
+    from livesegment.model import tfenv
+
+    tfenv.quiet_tensorflow(verbose)
+    tfenv.quiet_opencv(verbose)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
 def init_process(settings: BatchSettings, stop) -> None:
     """A spawned worker process: quiet TensorFlow like the CLI, load the model once.
 
@@ -193,18 +258,11 @@ def init_process(settings: BatchSettings, stop) -> None:
     passes it on exactly once (a second signal would abort a video instead of stopping it
     between frames); a run under way stops between frames.
     """
-    from livesegment.model import tfenv
-
     global _worker, _stop
     if hasattr(os, "setpgrp"):
         os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tfenv.quiet_tensorflow(settings.verbose)
-    tfenv.quiet_opencv(settings.verbose)
-    logging.basicConfig(
-        level=logging.INFO if settings.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    prepare_process(settings.verbose)
     _stop = stop
     _worker = VideoWorker(settings)
     _worker.load()

@@ -21,10 +21,28 @@ from livesegment.model.cards import SPEEDS, resolve_model
 )
 @click.option(
     "--workers",
-    type=click.IntRange(1, 64),
-    default=1,
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Copies of the model at work: local processes, each loading it once (default 1, in "
+    "this process), or with --ray actors (default: one per GPU of the cluster, else per CPU).",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run on Ray (extra: livesegment[ray]): alone, a Ray instance started on this machine; "
+    "--ray=HOST:6379 joins a cluster (ray start --head prints it). --output-dir must then be "
+    "storage every node mounts at the same path.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(0, 100),
+    default=2,
     show_default=True,
-    help="Local worker processes, each loading the model once (1: in this process).",
+    help="With --ray: how many times a video whose worker died is given out again.",
 )
 @click.option(
     "--model",
@@ -66,7 +84,9 @@ def batch(
     *,
     inputs: tuple[str, ...],
     output_dir: Path,
-    workers: int,
+    workers: int | None,
+    ray_address: str | None,
+    max_retries: int,
     model_name: str | None,
     class_names: str | None,
     threshold: float | None,
@@ -83,7 +103,7 @@ def batch(
 
     Exit code 1 when any input failed (the others still complete).
     """
-    from livesegment.batch.driver import run_batch
+    from livesegment.batch.driver import RayPlan, run_batch
     from livesegment.batch.jobs import expand_inputs, plan_jobs
     from livesegment.batch.worker import BatchSettings
     from livesegment.cli.main import _checked_classes, _split_names
@@ -99,8 +119,11 @@ def batch(
         default_model=model_name is None,
         verbose=ctx.meta["livesegment.verbose"],
     )
+    ray = None
+    if ray_address is not None:
+        ray = RayPlan(_cluster_address(ray_address), max_retries)
     jobs = plan_jobs(expand_inputs(inputs), output_dir, video=output_video)
-    report = run_batch(jobs, settings, output_dir, workers, progress=sys.stderr.isatty())
+    report = run_batch(jobs, settings, output_dir, workers, sys.stderr.isatty(), ray)
     click.echo(report.format())
     if report.interrupted:
         ctx.exit(130)
@@ -110,3 +133,17 @@ def batch(
             f"{len(report.failed)} of {len(jobs)} inputs failed: {names} "
             f"(reasons above and in {report.manifest})"
         )
+
+
+def _cluster_address(text: str) -> str | None:
+    """``--ray``'s value: None starts a local instance; a file name is a misplaced input."""
+    text = text.strip()
+    if not text:
+        return None
+    if Path(text).exists():
+        raise click.BadParameter(
+            f"{text!r} is a file, not a cluster address: write --ray=HOST:PORT, or put --ray "
+            "after the inputs",
+            param_hint="--ray",
+        )
+    return text

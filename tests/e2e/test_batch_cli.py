@@ -1,4 +1,5 @@
-"""``livesegment batch`` as a user runs it: real subprocesses, the bundled model, tiny videos.
+"""``livesegment batch`` as a user runs it: the CLI (in this process, or a new one where
+processes matter), the bundled model, tiny videos.
 
 Every JSONL a batch writes must equal what ``livesegment run --json`` writes for the same video
 (apart from the summary's elapsed time), in one process or in worker processes.
@@ -14,106 +15,88 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, invoke_cli, needs_bundled_model, run_cli
+from conftest import (
+    BATCH_SEEDS,
+    BATCH_WALL_TIMES,
+    ROOT,
+    assert_batch_matches_run,
+    invoke_cli,
+    jsonl_without_timing,
+    run_cli,
+)
 
-SEEDS = (5, 8, 12)
-
-
-def _frames(path) -> list[dict]:
-    """The JSONL's lines with the summary's timing removed."""
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    lines[-1]["summary"].pop("elapsed_s")
-    return lines
+CLIPS = len(BATCH_SEEDS)
 
 
 def _manifest(folder) -> list[dict]:
     return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory, shapes_video_factory):
-    """Three tiny shapes videos in one folder, and each one's JSONL from ``livesegment run``."""
-    needs_bundled_model()
-    folder = tmp_path_factory.mktemp("batch_inputs")
-    expected = {}
-    for seed in SEEDS:
-        made, _ = shapes_video_factory(seed, 12, (160, 120), 10.0)
-        video = shutil.copy(made, folder / f"clip{seed}.avi")
-        dets = folder.parent / f"run{seed}.jsonl"
-        result = run_cli("run", str(video), "--no-display", "--json", str(dets))
-        assert result.returncode == 0, result.stderr
-        expected[f"clip{seed}"] = _frames(dets)
-    return folder, expected
-
-
-def _assert_matches_run(out, expected) -> None:
-    for stem, lines in expected.items():
-        assert _frames(out / f"{stem}.jsonl") == lines, f"{stem} differs from run's JSONL"
-        assert (out / f"{stem}.mp4").stat().st_size > 0
-        summary = json.loads((out / f"{stem}.summary.json").read_text())
-        assert summary["summary"]["frames_processed"] == 12
-    assert not list(out.glob("*.partial.*")), "no partial file is left behind"
-
-
 @pytest.mark.slow
 @pytest.mark.model
-def test_batch_matches_run_then_resumes_only_what_is_missing(videos, tmp_path):
-    folder, expected = videos
+def test_batch_matches_run_then_resumes_only_what_is_missing(batch_videos, tmp_path):
+    folder, expected = batch_videos
     out = tmp_path / "out"
-    result = run_cli("batch", str(folder), "--output-dir", str(out))
+    started = time.monotonic()
+    result = invoke_cli("batch", str(folder), "--output-dir", str(out))
+    BATCH_WALL_TIMES["batch, sequential (in this process)"] = time.monotonic() - started
     assert result.returncode == 0, result.stderr
-    assert "batch: 3 done (36 frames), 0 already complete, 0 failed" in result.stdout
-    _assert_matches_run(out, expected)
+    assert f"batch: {CLIPS} done ({12 * CLIPS} frames), 0 already complete, 0 failed" in (
+        result.stdout
+    )
+    assert_batch_matches_run(out, expected)
     records = _manifest(out)
-    assert [(r["status"], r["attempts"], r["frames"]) for r in records] == [("done", 1, 12)] * 3
+    assert [(r["status"], r["attempts"], r["frames"]) for r in records] == [("done", 1, 12)] * CLIPS
     for record in records:
         for output in record["outputs"].values():
             from livesegment.model.cards import sha256_of
 
             assert sha256_of(output["path"]) == output["sha256"]
 
-    again = run_cli("batch", f"{folder}/*.avi", "--output-dir", str(out))
+    again = invoke_cli("batch", f"{folder}/*.avi", "--output-dir", str(out))
     assert again.returncode == 0, again.stderr
-    assert "batch: 0 done (0 frames), 3 already complete, 0 failed" in again.stdout
-    assert len(_manifest(out)) == 3, "a rerun with nothing to do records nothing"
+    assert f"batch: 0 done (0 frames), {CLIPS} already complete, 0 failed" in again.stdout
+    assert len(_manifest(out)) == CLIPS, "a rerun with nothing to do records nothing"
 
     (out / "clip8.jsonl").unlink()
-    redo = run_cli("batch", str(folder), "--output-dir", str(out))
+    redo = invoke_cli("batch", str(folder), "--output-dir", str(out))
     assert redo.returncode == 0, redo.stderr
-    assert "batch: 1 done (12 frames), 2 already complete, 0 failed" in redo.stdout
+    assert f"batch: 1 done (12 frames), {CLIPS - 1} already complete, 0 failed" in redo.stdout
     last = _manifest(out)[-1]
     assert (last["input"], last["status"], last["attempts"]) == (
         str(folder / "clip8.avi"),
         "done",
         2,
     )
-    _assert_matches_run(out, expected)
+    assert_batch_matches_run(out, expected)
 
 
 @pytest.mark.slow
 @pytest.mark.model
-def test_two_workers_write_what_run_writes(videos, tmp_path):
-    folder, expected = videos
+def test_two_workers_write_what_run_writes(batch_videos, tmp_path):
+    folder, expected = batch_videos
     out = tmp_path / "out"
+    started = time.monotonic()
     result = run_cli("batch", str(folder), "--output-dir", str(out), "--workers", "2")
+    BATCH_WALL_TIMES["batch --workers 2 (a new process)"] = time.monotonic() - started
     assert result.returncode == 0, result.stderr
-    assert "batch: 3 done (36 frames)" in result.stdout
-    _assert_matches_run(out, expected)
+    assert f"batch: {CLIPS} done ({12 * CLIPS} frames)" in result.stdout
+    assert_batch_matches_run(out, expected)
     workers = {record["worker"] for record in _manifest(out)}
     assert len(workers) == 2, f"two worker processes shared the videos: {workers}"
 
 
 @pytest.mark.slow
 @pytest.mark.model
-def test_a_corrupt_video_and_a_text_file_fail_alone(videos, tmp_path):
-    folder, expected = videos
+def test_a_corrupt_video_and_a_text_file_fail_alone(batch_videos, tmp_path):
+    folder, expected = batch_videos
     good = folder / "clip5.avi"
     corrupt = tmp_path / "corrupt.avi"
     corrupt.write_bytes(good.read_bytes()[:2000])
     text = tmp_path / "notes.txt"
     text.write_text("not a video\n")
     out = tmp_path / "out"
-    result = run_cli("batch", str(good), str(corrupt), str(text), "--output-dir", str(out))
+    result = invoke_cli("batch", str(good), str(corrupt), str(text), "--output-dir", str(out))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "batch: 1 done (12 frames), 0 already complete, 2 failed" in result.stdout
     assert f"failed: {corrupt}: " in result.stdout and f"failed: {text}: " in result.stdout
@@ -128,7 +111,7 @@ def test_a_corrupt_video_and_a_text_file_fail_alone(videos, tmp_path):
         assert record["status"] == "failed" and record["outputs"] == {}
         assert "not a readable video" in record["error"] and "\n" not in record["error"]
     assert by_input[str(good)]["status"] == "done"
-    assert _frames(out / "clip5.jsonl") == expected["clip5"]
+    assert jsonl_without_timing(out / "clip5.jsonl") == expected["clip5"]
     assert sorted(path.name for path in out.iterdir()) == [
         "clip5.jsonl",
         "clip5.mp4",
@@ -163,9 +146,9 @@ def test_an_output_that_would_replace_an_input_is_refused(tmp_path, video_factor
 
 @pytest.mark.slow
 @pytest.mark.model
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_an_interrupted_batch_restarted_does_only_the_rest(videos, tmp_path, workers):
-    folder, expected = videos
+def test_an_interrupted_batch_restarted_does_only_the_rest(batch_videos, tmp_path):
+    folder, expected = batch_videos
+    workers = "1"
     out = tmp_path / "out"
     command = [sys.executable, "-m", "livesegment", "batch", str(folder), "--output-dir", str(out)]
     batch = subprocess.Popen(
@@ -184,13 +167,13 @@ def test_an_interrupted_batch_restarted_does_only_the_rest(videos, tmp_path, wor
     assert batch.returncode == 130, stdout
     assert "interrupted: rerun the same command to finish the rest" in stdout
     finished = [record["input"] for record in _manifest(out)]  # every line whole
-    assert 1 <= len(finished) < 3, "stopped after the first video and before the last"
+    assert 1 <= len(finished) < CLIPS, "stopped after the first video and before the last"
     assert not list(out.glob("*.partial.*")), "an interrupted video leaves no partial file"
 
-    again = run_cli("batch", str(folder), "--output-dir", str(out), "--workers", workers)
+    again = invoke_cli("batch", str(folder), "--output-dir", str(out), "--workers", workers)
     assert again.returncode == 0, again.stderr
-    assert f"{3 - len(finished)} done" in again.stdout
+    assert f"{CLIPS - len(finished)} done" in again.stdout
     assert f"{len(finished)} already complete" in again.stdout
     redone = [record["input"] for record in _manifest(out)[len(finished) :]]
-    assert sorted(redone + finished) == sorted(str(folder / f"clip{s}.avi") for s in SEEDS)
-    _assert_matches_run(out, expected)
+    assert sorted(redone + finished) == sorted(str(folder / f"clip{s}.avi") for s in BATCH_SEEDS)
+    assert_batch_matches_run(out, expected)

@@ -1,0 +1,151 @@
+"""``livesegment batch --ray`` on a Ray instance this test starts: a local one, and a simulated
+two-node cluster (``ray.cluster_utils.Cluster``, one CPU per node) the CLI joins by address.
+
+Every JSONL must equal what a sequential ``livesegment run`` writes for the same video.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import (
+    BATCH_SEEDS,
+    BATCH_WALL_TIMES,
+    ROOT,
+    assert_batch_matches_run,
+    invoke_cli,
+    jsonl_without_timing,
+    run_cli,
+)
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (uv sync installs it)")
+
+pytestmark = [pytest.mark.slow, pytest.mark.model]
+CLIPS = len(BATCH_SEEDS)
+
+
+def _manifest(folder) -> list[dict]:
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_local_ray_instance_writes_what_run_writes(batch_videos, tmp_path):
+    folder, expected = batch_videos
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = run_cli("batch", str(folder), "--output-dir", str(out), "--ray")
+    BATCH_WALL_TIMES["batch --ray, a local instance (a new process)"] = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert f"batch: {CLIPS} done ({12 * CLIPS} frames)" in result.stdout
+    assert_batch_matches_run(out, expected)
+    records = _manifest(out)
+    assert {record["worker"].split(":")[0] for record in records} == {os.uname().nodename}
+    if (os.cpu_count() or 1) > 1:
+        assert len({record["worker"] for record in records}) > 1, "actors shared the videos"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two Ray nodes on this machine, one CPU each: one actor fits on each."""
+    from ray.cluster_utils import Cluster
+
+    two_nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    two_nodes.add_node(num_cpus=1)
+    two_nodes.wait_for_nodes()
+    yield two_nodes
+    two_nodes.shutdown()
+
+
+def _node_ids(cluster) -> set[str]:
+    return {node.node_id for node in cluster.list_all_nodes()}
+
+
+def test_two_node_cluster_shares_the_videos_and_isolates_bad_inputs(
+    cluster, batch_videos, tmp_path
+):
+    folder, expected = batch_videos
+    corrupt = tmp_path / "corrupt.avi"
+    corrupt.write_bytes((folder / "clip5.avi").read_bytes()[:2000])
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n")
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = run_cli(
+        "batch", str(folder), str(corrupt), str(text), "--output-dir", str(out),
+        f"--ray={cluster.address}",
+    )  # fmt: skip
+    BATCH_WALL_TIMES["batch --ray=ADDRESS, two nodes of one CPU (a new process)"] = (
+        time.monotonic() - started
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"batch: {CLIPS} done ({12 * CLIPS} frames), 0 already complete, 2 failed" in (
+        result.stdout
+    )
+    assert f"failed: {corrupt}: " in result.stdout and f"failed: {text}: " in result.stdout
+    assert_batch_matches_run(out, expected)
+    by_input = {record["input"]: record for record in _manifest(out)}
+    for path in (corrupt, text):
+        assert by_input[str(path)]["status"] == "failed"
+        assert "not a readable video" in by_input[str(path)]["error"]
+    done_nodes = {
+        record["node"].split()[-1] for record in by_input.values() if record["status"] == "done"
+    }
+    assert done_nodes == _node_ids(cluster), "both nodes segmented videos"
+
+
+def _actor_pids_at_work() -> list[int]:
+    """Ray names a worker process after the actor method it runs."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if command.startswith(b"ray::VideoActor.process"):
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_a_worker_killed_mid_video_is_retried_and_completes(
+    cluster, shapes_video_factory, tmp_path
+):
+    video, _ = shapes_video_factory(3, 150, (160, 120), 10.0)
+    reference = tmp_path / "run.jsonl"
+    assert invoke_cli("run", str(video), "--no-display", "--json", str(reference)).returncode == 0
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "livesegment", "batch", str(video), "--output-dir", str(out)]
+    batch = subprocess.Popen(
+        [*command, f"--ray={cluster.address}", "--workers", "1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        partial = out / f"{video.stem}.partial.jsonl"
+        deadline = time.monotonic() + 300
+        while not (partial.exists() and partial.read_text().count("\n") >= 3):
+            assert batch.poll() is None, batch.communicate()
+            assert time.monotonic() < deadline, "the video did not start in 300 s"
+            time.sleep(0.05)
+        at_work = _actor_pids_at_work()
+        assert len(at_work) == 1, at_work
+        os.kill(at_work[0], signal.SIGKILL)
+        stdout, stderr = batch.communicate(timeout=300)
+    finally:
+        batch.kill()
+    assert batch.returncode == 0, stdout + stderr
+    assert "batch: 1 done (150 frames)" in stdout
+    assert f"retried: {video}: worker lost mid-video" in stdout
+    records = _manifest(out)
+    assert [(r["status"], r["attempts"]) for r in records] == [("lost", 1), ("done", 2)]
+    assert records[0]["node"], "the lost attempt names the node it was on"
+    assert jsonl_without_timing(out / f"{video.stem}.jsonl") == jsonl_without_timing(reference)
+    assert not list(out.glob("*.partial.*"))
