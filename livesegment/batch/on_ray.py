@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,31 @@ def _import_ray():
     except ImportError as error:
         raise UsageError(f"Ray is not installed; {INSTALL_HINT}", parameter="ray") from error
     return ray
+
+
+def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail fast on a ``HOST:PORT`` nobody listens at: Ray itself retries for minutes.
+
+    Raises:
+        ClusterError: naming the address and what to do.
+    """
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(
+            "expected HOST:PORT (the address `ray start --head` prints), auto or ray://HOST:PORT",
+            parameter="ray",
+            value=address,
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ClusterError(
+            f"no Ray cluster answers at {address} ({reason}); start one with `ray start "
+            "--head` on the head node and give the address it prints"
+        ) from error
 
 
 def connect(address: str | None, verbose: bool = False):

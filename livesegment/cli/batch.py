@@ -33,6 +33,9 @@ from livesegment.model.cards import SPEEDS, resolve_model
     flag_value="",
     default=None,
     metavar="[ADDRESS]",
+    # Eager, so `--ray clip.mp4` is reported as a misplaced input before "missing INPUTS".
+    is_eager=True,
+    callback=lambda _ctx, _param, value: value if value is None else _cluster_address(value),
     help="Run on Ray (extra: livesegment[ray]): alone, a Ray instance started on this machine; "
     "--ray=HOST:6379 joins a cluster (ray start --head prints it). --output-dir must then be "
     "storage every node mounts at the same path.",
@@ -85,7 +88,7 @@ def batch(
     inputs: tuple[str, ...],
     output_dir: Path,
     workers: int | None,
-    ray_address: str | None,
+    ray_address: str | None,  # "" for a local instance
     max_retries: int,
     model_name: str | None,
     class_names: str | None,
@@ -121,7 +124,10 @@ def batch(
     )
     ray = None
     if ray_address is not None:
-        ray = RayPlan(_cluster_address(ray_address), max_retries)
+        from livesegment.batch.on_ray import check_reachable
+
+        ray = RayPlan(ray_address or None, max_retries)
+        check_reachable(ray.address)
     jobs = plan_jobs(expand_inputs(inputs), output_dir, video=output_video)
     report = run_batch(jobs, settings, output_dir, workers, sys.stderr.isatty(), ray)
     click.echo(report.format())
@@ -135,11 +141,11 @@ def batch(
         )
 
 
-def _cluster_address(text: str) -> str | None:
-    """``--ray``'s value: None starts a local instance; a file name is a misplaced input."""
+def _cluster_address(text: str) -> str:
+    """``--ray``'s value ("" starts a local instance); a file name is a misplaced input."""
     text = text.strip()
     if not text:
-        return None
+        return ""
     if Path(text).exists():
         raise click.BadParameter(
             f"{text!r} is a file, not a cluster address: write --ray=HOST:PORT, or put --ray "

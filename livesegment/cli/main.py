@@ -46,6 +46,7 @@ FLAGS = {
     "max_instances": "--max-instances",
     "inputs": "INPUTS",
     "output_dir": "--output-dir",
+    "ray": "--ray",
 }
 # Errors whose fix is a flag of its own rather than another value.
 REMEDIES = {"display": "run with --no-display"}

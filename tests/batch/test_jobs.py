@@ -92,3 +92,22 @@ def test_an_input_is_complete_only_with_its_settings_and_unchanged_outputs(tmp_p
     job.jsonl.unlink()
     assert not is_complete(job, record, settings)
     assert not is_complete(job, None, settings)
+
+
+def test_a_worker_that_does_not_see_the_drivers_marker_names_the_shared_storage_rule(tmp_path):
+    from livesegment.batch.worker import OutputMarker
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    marker = OutputMarker(shared / ".livesegment-batch-1", "token-1")
+    marker.path.write_text("token-1")
+    assert marker.problem() is None
+    assert not [p for p in shared.iterdir() if p != marker.path], "the write probe is removed"
+
+    # Another machine's folder of the same name: no marker, or another batch's.
+    elsewhere = OutputMarker(tmp_path / "local" / ".livesegment-batch-1", "token-1")
+    problem = elsewhere.problem()
+    assert problem is not None and "storage every node mounts at the same path" in problem
+    assert str(elsewhere.path.parent) in problem and "\n" not in problem
+    marker.path.write_text("token-2")
+    assert marker.problem() is not None

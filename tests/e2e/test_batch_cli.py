@@ -177,3 +177,29 @@ def test_an_interrupted_batch_restarted_does_only_the_rest(batch_videos, tmp_pat
     redone = [record["input"] for record in _manifest(out)[len(finished) :]]
     assert sorted(redone + finished) == sorted(str(folder / f"clip{s}.avi") for s in BATCH_SEEDS)
     assert_batch_matches_run(out, expected)
+
+
+@pytest.mark.parametrize(
+    ("ray", "code", "needle"),
+    [
+        ("--ray=127.0.0.1:1", 1, "no Ray cluster answers at 127.0.0.1:1 (Connection refused)"),
+        ("--ray=head-node", 2, "--ray head-node: expected HOST:PORT"),
+    ],
+)
+def test_a_cluster_that_cannot_be_reached_is_one_line_before_any_output(
+    batch_videos, tmp_path, ray, code, needle
+):
+    folder, _ = batch_videos
+    result = invoke_cli("batch", str(folder), "--output-dir", str(tmp_path / "out"), ray)
+    assert result.returncode == code, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_input_after_a_bare_ray_flag_is_not_taken_for_an_address(batch_videos, tmp_path):
+    folder, _ = batch_videos
+    clip = folder / "clip5.avi"
+    result = invoke_cli("batch", "--ray", str(clip), "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "is a file, not a cluster address: write --ray=HOST:PORT" in result.stderr
