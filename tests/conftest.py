@@ -327,6 +327,27 @@ def batch_videos(tmp_path_factory, shapes_video_factory):
     return folder, expected
 
 
+@pytest.fixture(scope="session")
+def long_batch_video(tmp_path_factory, shapes_video_factory):
+    """A 40-frame shapes video, long enough to kill a worker in the middle of it, and the
+    JSONL ``livesegment run`` writes for it."""
+    needs_bundled_model()
+    video, _ = shapes_video_factory(3, 40, (160, 120), 10.0)
+    reference = tmp_path_factory.mktemp("long_run") / "run.jsonl"
+    result = invoke_cli("run", str(video), "--no-display", "--json", str(reference))
+    assert result.returncode == 0, result.stderr
+    return video, jsonl_without_timing(reference)
+
+
+def wait_for_frames(path: Path, frames: int, process: subprocess.Popen, timeout_s=300) -> None:
+    """Until the JSONL at ``path`` has ``frames`` lines (the video is under way)."""
+    deadline = time.monotonic() + timeout_s
+    while not (path.exists() and path.read_text().count("\n") >= frames):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} did not get {frames} frames in {timeout_s} s"
+        time.sleep(0.05)
+
+
 def assert_batch_matches_run(out: Path, expected: dict[str, list[dict]]) -> None:
     """Each batch output equals what ``run`` wrote (``batch_videos``), nothing half-written."""
     import json

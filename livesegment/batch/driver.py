@@ -14,7 +14,7 @@ import secrets
 import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,7 @@ from livesegment.batch.worker import (
     OutputMarker,
     VideoWorker,
     init_process,
-    one_line,
+    node_name,
     process_in_worker,
     worker_name,
 )
@@ -139,28 +139,84 @@ def _in_process(
 
 
 def _in_pool(
-    jobs: list[VideoJob], settings: BatchSettings, workers: int, stop: StopRequest
+    jobs: list[VideoJob],
+    settings: BatchSettings,
+    workers: int,
+    stop: StopRequest,
+    max_retries: int,
 ) -> Iterator[Record]:
+    """Local worker processes. A process that dies (killed, out of memory) breaks the whole
+    pool; a new one takes the videos not done, and the ones under way count a lost attempt."""
     # spawn, not fork: TensorFlow's threads do not survive a fork, and each worker loads its
     # own model once in init_process.
     context = multiprocessing.get_context("spawn")
     stop_workers = context.Event()
-    with ProcessPoolExecutor(
-        workers, context, initializer=init_process, initargs=(settings, stop_workers)
-    ) as pool:
-        pending = {pool.submit(process_in_worker, job): job for job in jobs}
-        try:
-            while pending:
-                # Polled, so a stop request reaches the workers while they work.
-                finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                if stop.is_set() and not stop_workers.is_set():
-                    _stop_workers(pool, pending, stop_workers)
-                for future in finished:
-                    job = pending.pop(future)
-                    if not future.cancelled():
-                        yield _result(future, job, settings)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    attempt_numbers = {job.source: 1 for job in jobs}
+    remaining = list(jobs)
+    while remaining:
+        started = context.Queue()  # sources as workers start them: who was under way
+        unfinished: list[VideoJob] = []
+        with ProcessPoolExecutor(
+            workers, context, initializer=init_process, initargs=(settings, stop_workers, started)
+        ) as pool:
+            pending = {pool.submit(process_in_worker, job): job for job in remaining}
+            try:
+                while pending:
+                    # Polled, so a stop request reaches the workers while they work.
+                    finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    if stop.is_set() and not stop_workers.is_set():
+                        _stop_workers(pool, pending, stop_workers)
+                    for future in finished:
+                        job = pending.pop(future)
+                        if future.cancelled():
+                            continue
+                        try:
+                            record = future.result()
+                        except BrokenProcessPool:
+                            unfinished.append(job)
+                            continue
+                        yield dataclasses.replace(record, attempts=attempt_numbers[job.source])
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        under_way = _drain(started)
+        remaining = []
+        for job in unfinished:
+            if str(job.source) not in under_way:
+                remaining.append(job)  # never started: not an attempt
+                continue
+            number = attempt_numbers[job.source]
+            retry = number <= max_retries and not stop.is_set()
+            yield _lost_in_pool(job, settings, number, retry)
+            if retry:
+                attempt_numbers[job.source] = number + 1
+                remaining.append(job)
+        if stop.is_set():
+            return
+
+
+def _drain(queue) -> set[str]:
+    seen = set()
+    with contextlib.suppress(Exception):  # queue.Empty, or a queue a dead writer left torn
+        while True:
+            seen.add(queue.get(timeout=0.1))
+    return seen
+
+
+def _lost_in_pool(job: VideoJob, settings: BatchSettings, number: int, retry: bool) -> Record:
+    reason = (
+        "a worker process died mid-video, retrying"
+        if retry
+        else f"a worker process died mid-video {number} times; giving up"
+    )
+    return Record(
+        str(job.source),
+        "lost" if retry else "failed",
+        number,
+        error=reason,
+        settings=settings.fingerprint(),
+        worker=worker_name(),
+        node=node_name(),
+    )
 
 
 def _stop_workers(pool: ProcessPoolExecutor, pending: dict, stop_workers) -> None:
@@ -175,27 +231,11 @@ def _stop_workers(pool: ProcessPoolExecutor, pending: dict, stop_workers) -> Non
             os.kill(process.pid, signal.SIGINT)
 
 
-def _result(future: Future, job: VideoJob, settings: BatchSettings) -> Record:
-    try:
-        return future.result()
-    except BrokenProcessPool as error:
-        reason = f"a worker process died ({one_line(error)})"
-        return Record(
-            str(job.source),
-            "failed",
-            1,
-            error=reason,
-            settings=settings.fingerprint(),
-            worker=worker_name(),
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class RayPlan:
     """Run the batch on Ray: join ``address``, or start an instance here when it is None."""
 
     address: str | None = None
-    max_retries: int = 2
 
 
 @contextlib.contextmanager
@@ -216,15 +256,16 @@ def _records(
     ray: RayPlan | None,
     marker: OutputMarker,
     stop: StopRequest,
+    max_retries: int,
 ) -> Iterator[Record]:
     if ray is not None:
         from livesegment.batch.on_ray import run_on_ray
 
-        return run_on_ray(pending, settings, marker, ray.address, workers, ray.max_retries, stop)
+        return run_on_ray(pending, settings, marker, ray.address, workers, max_retries, stop)
     workers = workers or 1
     if workers <= 1 or len(pending) == 1:
         return _in_process(pending, settings, stop)
-    return _in_pool(pending, settings, min(workers, len(pending)), stop)
+    return _in_pool(pending, settings, min(workers, len(pending)), stop, max_retries)
 
 
 def run_batch(
@@ -234,11 +275,13 @@ def run_batch(
     workers: int | None = None,
     progress: bool = True,
     ray: RayPlan | None = None,
+    max_retries: int = 2,
 ) -> BatchReport:
     """Segment every job not already complete; one manifest line per attempt.
 
     ``workers`` is how many copies of the model segment at once: local processes (default
     one, in this process), or Ray actors (default: as many as the cluster has GPUs, or CPUs).
+    A video whose worker process dies is given out again up to ``max_retries`` times.
 
     Raises:
         OutputError: the output folder cannot be created or the manifest written.
@@ -273,7 +316,7 @@ def run_batch(
         _marked(output_dir) as marker,
     ):
         if pending:
-            records = _records(pending, settings, workers, ray, marker, stop)
+            records = _records(pending, settings, workers, ray, marker, stop, max_retries)
             try:
                 for record in records:
                     if record.status == INTERRUPTED:

@@ -237,6 +237,7 @@ def process_video(job: VideoJob, detector: Detector, settings: BatchSettings) ->
 # with the batch's stop event: a job taken after a stop request is handed back undone.
 _worker: VideoWorker | None = None
 _stop = None
+_started = None
 
 
 def prepare_process(verbose: bool) -> None:
@@ -251,19 +252,19 @@ def prepare_process(verbose: bool) -> None:
     )
 
 
-def init_process(settings: BatchSettings, stop) -> None:
+def init_process(settings: BatchSettings, stop, started=None) -> None:
     """A spawned worker process: quiet TensorFlow like the CLI, load the model once.
 
     The worker leaves its terminal's process group, so Ctrl-C reaches only the batch, which
     passes it on exactly once (a second signal would abort a video instead of stopping it
     between frames); a run under way stops between frames.
     """
-    global _worker, _stop
+    global _worker, _stop, _started
     if hasattr(os, "setpgrp"):
         os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     prepare_process(settings.verbose)
-    _stop = stop
+    _stop, _started = stop, started
     _worker = VideoWorker(settings)
     _worker.load()
 
@@ -272,4 +273,6 @@ def process_in_worker(job: VideoJob) -> Record:
     assert _worker is not None, "init_process runs first"
     if _stop is not None and _stop.is_set():
         return _record(job, _worker.settings, INTERRUPTED, 0, 0.0)
+    if _started is not None:  # so the driver knows what was under way if this process dies
+        _started.put(str(job.source))
     return _worker(job)

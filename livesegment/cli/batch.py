@@ -45,7 +45,8 @@ from livesegment.model.cards import SPEEDS, resolve_model
     type=click.IntRange(0, 100),
     default=2,
     show_default=True,
-    help="With --ray: how many times a video whose worker died is given out again.",
+    help="How many times a video whose worker process died (killed, out of memory) is given "
+    "out again (local workers and --ray).",
 )
 @click.option(
     "--model",
@@ -126,10 +127,12 @@ def batch(
     if ray_address is not None:
         from livesegment.batch.on_ray import check_reachable
 
-        ray = RayPlan(ray_address or None, max_retries)
+        ray = RayPlan(ray_address or None)
         check_reachable(ray.address)
     jobs = plan_jobs(expand_inputs(inputs), output_dir, video=output_video)
-    report = run_batch(jobs, settings, output_dir, workers, sys.stderr.isatty(), ray)
+    report = run_batch(
+        jobs, settings, output_dir, workers, sys.stderr.isatty(), ray, max_retries=max_retries
+    )
     click.echo(report.format())
     if report.interrupted:
         ctx.exit(130)

@@ -7,12 +7,15 @@ Every JSONL a batch writes must equal what ``livesegment run --json`` writes for
 
 from __future__ import annotations
 
+import collections
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import (
@@ -23,6 +26,7 @@ from conftest import (
     invoke_cli,
     jsonl_without_timing,
     run_cli,
+    wait_for_frames,
 )
 
 CLIPS = len(BATCH_SEEDS)
@@ -203,3 +207,59 @@ def test_an_input_after_a_bare_ray_flag_is_not_taken_for_an_address(batch_videos
     result = invoke_cli("batch", "--ray", str(clip), "--output-dir", str(tmp_path / "out"))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "is a file, not a cluster address: write --ray=HOST:PORT" in result.stderr
+
+
+def _worker_processes(parent: int) -> list[int]:
+    """The pool's spawned workers: children of ``parent`` started by multiprocessing."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_local_workers_killed_mid_video_are_replaced_and_the_video_redone(
+    batch_videos, long_batch_video, tmp_path
+):
+    folder, expected = batch_videos
+    video, expected_long = long_batch_video
+    clip = folder / "clip5.avi"
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "livesegment", "batch", str(video), str(clip)]
+    batch = subprocess.Popen(
+        [*command, "--output-dir", str(out), "--workers", "2"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_frames(out / f"{video.stem}.partial.jsonl", 2, batch)
+        workers = _worker_processes(batch.pid)
+        assert len(workers) == 2, workers
+        for pid in workers:  # one of them is under way with the long video
+            os.kill(pid, signal.SIGKILL)
+        stdout, stderr = batch.communicate(timeout=300)
+    finally:
+        batch.kill()
+    assert batch.returncode == 0, stdout + stderr
+    assert "batch: 2 done (52 frames)" in stdout, stdout
+    records = _manifest(out)
+    by_input = collections.defaultdict(list)
+    for record in records:
+        by_input[record["input"]].append((record["status"], record["attempts"]))
+    assert by_input[str(video)] == [("lost", 1), ("done", 2)], records
+    # The short clip was done before the kill, or under way (then lost once, like the video).
+    assert by_input[str(clip)] in ([("done", 1)], [("lost", 1), ("done", 2)]), records
+    assert jsonl_without_timing(out / f"{video.stem}.jsonl") == expected_long
+    assert jsonl_without_timing(out / "clip5.jsonl") == expected["clip5"]
+    assert not list(out.glob("*.partial.*"))
