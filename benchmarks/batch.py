@@ -30,7 +30,9 @@ FPS = 10.0
 def batch(inputs: Path, out: Path, *extra: str) -> float:
     started = time.monotonic()
     command = [sys.executable, "-m", "livesegment", "batch", str(inputs), "-d", str(out), *extra]
-    subprocess.run(command, check=True, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
     return time.monotonic() - started
 
 

@@ -72,8 +72,9 @@ def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
 
 
 def connect(address: str | None, verbose: bool = False):
-    """Join the cluster at ``address`` (``HOST:PORT``, ``auto`` or ``ray://…``), or start a
-    Ray instance on this machine when it is None; returns the ``ray`` module.
+    """Join the cluster at ``address`` (``HOST:PORT``, ``auto`` for one already running on this
+    machine, or ``ray://…``), or start a new Ray instance on this machine when it is None;
+    returns the ``ray`` module.
 
     Raises:
         UsageError: Ray is not installed.
@@ -82,7 +83,8 @@ def connect(address: str | None, verbose: bool = False):
     ray = _import_ray()
     try:
         ray.init(
-            address=address,
+            # "local": a new instance even when one already runs here (join that with "auto").
+            address=address or "local",
             include_dashboard=False,
             log_to_driver=verbose,
             logging_level=logging.INFO if verbose else logging.WARNING,
