@@ -90,10 +90,15 @@ def connect(address: str | None, verbose: bool = False):
             logging_level=logging.INFO if verbose else logging.WARNING,
         )
     except (ConnectionError, RuntimeError, ValueError) as error:
-        where = f"at {address}" if address else "on this machine"
+        if not address:
+            raise ClusterError(
+                f"cannot start a Ray instance on this machine ({one_line(error)})"
+            ) from error
+        # Ray only logs the reason; a cluster with token authentication is the common one.
         raise ClusterError(
-            f"cannot start or join a Ray cluster {where} ({one_line(error)}); on the head "
-            "node, `ray start --head` prints the address to give"
+            f"cannot join the Ray cluster at {address} ({one_line(error)}); if it uses token "
+            "authentication (ray start says so), set RAY_AUTH_MODE=token and its token "
+            "(RAY_AUTH_TOKEN, or the head node's ~/.ray/auth_token)"
         ) from error
     return ray
 
