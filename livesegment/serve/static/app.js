@@ -170,7 +170,7 @@ async function poll() {
     const state = await answer.json();
     if (offline) {
       offline = false;
-      $("video").src = `stream.mjpg${location.search}`;  // the stream may have dropped
+      startVideo();  // the stream may have dropped with the connection
     }
     renderRunState(state);
     renderHud(state);
@@ -200,7 +200,15 @@ function wire() {
     control({ paused: $("pause").getAttribute("aria-pressed") !== "true" });
   });
   $("record").addEventListener("click", () => control({ record: "toggle" }));
+  // An endless MJPEG response would hold the page's load event (and the tab's spinner)
+  // forever if it started with the page, so it starts once the page has loaded.
+  if (document.readyState === "complete") startVideo();
+  else window.addEventListener("load", startVideo);
   poll();
+}
+
+function startVideo() {
+  $("video").src = `stream.mjpg${token ? `?token=${encodeURIComponent(token)}` : ""}`;
 }
 
 wire();
