@@ -45,12 +45,16 @@ function fps(value) {
   return `${value.toFixed(1)} FPS`;
 }
 
+// A carried frame was not inferred: the model's time is that of the latest inferred one.
+let inferenceMs = null;
+
 function renderHud(state) {
   const hud = state.hud || {};
   const frame = state.frame;
+  if (frame && !frame.carried) inferenceMs = frame.inference_ms;
   $("hud-inference").textContent =
     hud.inference_fps === undefined ? "–" :
-    fps(hud.inference_fps) + (frame ? ` (${Math.round(frame.inference_ms)} ms)` : "");
+    fps(hud.inference_fps) + (inferenceMs === null ? "" : ` (${Math.round(inferenceMs)} ms)`);
   $("hud-capture").textContent = hud.capture_fps === undefined ? "–" : fps(hud.capture_fps);
   $("hud-latency").textContent = frame ? `${Math.round(frame.latency_ms)} ms` : "–";
   $("hud-dropped").textContent = hud.dropped === undefined ? "–" : String(hud.dropped);
