@@ -79,6 +79,7 @@ class WebView:
 
     STARTUP_TIMEOUT_S = 10.0
     CLOSE_TIMEOUT_S = 5.0
+    STREAMS_END_S = 0.5
     wants_picture = True  # the page shows every frame, whether or not a file is written
 
     def __init__(
@@ -93,6 +94,7 @@ class WebView:
         self.hub = FrameHub()
         self.remote = remote
         self._status: Callable[[], dict] = dict
+        self._loop: asyncio.AbstractEventLoop | None = None
         sock = bind(address)
         port = sock.getsockname()[1]
         self.url = view_url(address.host, port, token)
@@ -123,9 +125,16 @@ class WebView:
         if not self._server.started:
             raise ServeError("the web server stopped at once", parameter="serve")
 
+    def _cut_connections(self) -> None:
+        for connection in list(self._server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
+
     def _serve(self, sock: socket.socket) -> None:
         async def main() -> None:
-            self.hub.attach(asyncio.get_running_loop())
+            self._loop = asyncio.get_running_loop()
+            self.hub.attach(self._loop)
             await self._server.serve(sockets=[sock])
 
         try:
@@ -145,6 +154,16 @@ class WebView:
     def close(self) -> None:
         """End every stream and stop the server; safe to call twice."""
         self.hub.close()
+        # Streams end once the hub closes, except one whose viewer reads slowly: it waits in a
+        # full socket for as long as that viewer likes. Those are cut.
+        deadline = time.monotonic() + self.STREAMS_END_S
+        while self.hub.viewers and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self.hub.viewers and self._loop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._cut_connections)
+            except RuntimeError:  # the loop has just stopped
+                pass
         self._server.should_exit = True
         self._thread.join(self.CLOSE_TIMEOUT_S)
         if self._thread.is_alive():

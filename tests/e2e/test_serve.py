@@ -253,7 +253,7 @@ def test_the_page_shows_the_run_and_steers_it(served, tmp_path):
             page.locator("#record").click()
             record_file = page.locator("#record-file")
             _wait(lambda: "Recording to" in record_file.inner_text(), 20, "the recording's name")
-            page.wait_for_timeout(2500)
+            page.wait_for_timeout(1500)
             page.locator("#record").click()
             _wait(lambda: "Saved on the server" in record_file.inner_text(), 20, "saved")
             recorded = Path(record_file.inner_text().split(": ", 1)[1])

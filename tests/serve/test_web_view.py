@@ -178,3 +178,33 @@ def test_the_default_address_needs_no_token_but_refuses_other_sites(local_view):
     local_view.close()
     with pytest.raises(httpx.ConnectError):
         httpx.get(base, timeout=2)
+
+
+def test_a_viewer_that_stops_reading_does_not_hold_the_end_of_the_run(caplog):
+    import socket
+
+    view = WebView(ServeAddress("127.0.0.1", 0), None, CLASSES, RemoteControls())
+    port = int(view.url.rsplit(":", 1)[1].strip("/"))
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", port))
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    try:
+        # Noise compresses badly: each frame is far more than the socket's buffers hold.
+        noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)
+        deadline = time.monotonic() + 10
+        while view.hub.viewers == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        published = time.monotonic()
+        for index in range(30):
+            view.write(_result(index, (480, 640)), noise)
+        assert time.monotonic() - published < 5, "publishing never waits for a viewer"
+        time.sleep(0.3)
+        started = time.monotonic()
+        view.close()
+        assert time.monotonic() - started < 2.0
+        assert not view._thread.is_alive()
+        assert "Cancel" not in caplog.text
+    finally:
+        stalled.close()
+        view.close()
