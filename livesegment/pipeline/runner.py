@@ -446,7 +446,9 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
             remote=remote,
         )
         if web is not None:
-            web.show_status(functools.partial(_web_status, results, session))
+            from livesegment.serve.status import run_status
+
+            web.show_status(functools.partial(run_status, results, session))
         try:
             _drive(results, sinks, session)
         finally:
@@ -481,40 +483,6 @@ def _open_web(
     else:
         log.info("browser view: %s", web.url)
     return web
-
-
-def _web_status(results: ResultStream, session: _Session) -> dict:
-    """The HUD's figures and the controls' states for the browser view (read on the server's
-    thread: a slightly stale value is fine, a write is not)."""
-    controls, stats, recorder = session.controls, results.stats, session.recorder
-    style = controls.style
-    writer = recorder.writer if recorder is not None else None
-    # A copy made in one step: the main thread may add a class while this reads.
-    counts = dict(results.tracker.count_per_class) if results.tracker is not None else {}
-    return {
-        "hud": {
-            "inference_fps": round(session.inference_fps.fps, 2),
-            "capture_fps": round(stats.fps.fps, 2),
-            "dropped": stats.dropped,
-            "threshold": controls.threshold,
-            "classes": sorted(controls.classes) if controls.classes is not None else None,
-            "unique_objects": unique_objects(counts) if counts else None,
-        },
-        "controls": {
-            "threshold": controls.threshold,
-            "classes": sorted(controls.classes) if controls.classes is not None else None,
-            "boxes": style.boxes,
-            "labels": style.labels,
-            "masks": style.masks,
-            "paused": controls.paused,
-        },
-        "recording": {
-            "available": recorder is not None,
-            "on": session.recording,
-            "file": str(writer.path) if writer is not None else None,
-            "files": [str(path) for path in list(recorder.paths)] if recorder else [],
-        },
-    }
 
 
 def carries(options: RunOptions, source: VideoSource) -> bool:
