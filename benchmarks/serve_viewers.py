@@ -146,8 +146,10 @@ def screenshot(path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "livesegment", "run", "sample_videos/shapes.avi", "--realtime"]
-        + ["--no-display", "--serve", "127.0.0.1:0"],
+        [
+            *(sys.executable, "-m", "livesegment", "run", "sample_videos/shapes.avi"),
+            *("--realtime", "--no-display", "--serve", "127.0.0.1:0"),
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -218,6 +220,18 @@ def main(frames: int, rounds: int, shot: Path | None) -> None:
     base, watched = medians["--serve, 0 viewers"], medians["--serve, 3 viewers (1 slow)"]
     click.echo(
         f"3 viewers / 0 viewers: {watched / base:.3f} ({(1 - watched / base) * 100:+.1f} % slower)"
+    )
+    # Paired within a round: the two ran a minute apart, under the same load from elsewhere.
+    paired = [
+        w["fps"] / b["fps"]
+        for w, b in zip(
+            results["--serve, 3 viewers (1 slow)"], results["--serve, 0 viewers"], strict=True
+        )
+    ]
+    click.echo(
+        "per round, 3 viewers / 0 viewers: "
+        + ", ".join(f"{ratio:.3f}" for ratio in paired)
+        + f" (median {statistics.median(paired):.3f})"
     )
     click.echo(f"--serve with 0 viewers / no --serve: {base / medians['no --serve']:.3f}")
 
