@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -109,6 +110,7 @@ def one_run(video: Path, folder: Path, name: str, serve: bool, viewers: int) -> 
     jsonl = folder / f"{name}.jsonl"
     command = [sys.executable, "-m", "livesegment", "run", str(video), "--no-display"]
     command += ["--json", str(jsonl)] + (["--serve", "127.0.0.1:0"] if serve else [])
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -123,6 +125,7 @@ def one_run(video: Path, folder: Path, name: str, serve: bool, viewers: int) -> 
             break
     stderr += process.stderr.readlines()
     process.wait()
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     for viewer in started:
         viewer.join(10)
     if process.returncode != 0:
@@ -132,6 +135,10 @@ def one_run(video: Path, folder: Path, name: str, serve: bool, viewers: int) -> 
         "fps": summary["frames_processed"] / summary["elapsed_s"],
         "frames": summary["frames_processed"],
         "viewer_frames": [viewer.frames for viewer in started],
+        # The whole process (model load included), which other jobs on the machine do not
+        # inflate as they do the wall clock.
+        "cpu_s": (cpu_after.ru_utime + cpu_after.ru_stime)
+        - (cpu_before.ru_utime + cpu_before.ru_stime),
     }
 
 
@@ -206,7 +213,7 @@ def main(frames: int, rounds: int, shot: Path | None) -> None:
                 results[name].append(run)
                 click.echo(
                     f"round {round_ + 1} {name:28s} {run['fps']:6.2f} frames/s "
-                    f"({run['frames']} frames)"
+                    f"({run['frames']} frames, {run['cpu_s']:.1f} CPU s)"
                     + (
                         f"; frames per viewer {run['viewer_frames']}"
                         if run["viewer_frames"]
@@ -216,7 +223,8 @@ def main(frames: int, rounds: int, shot: Path | None) -> None:
     medians = {name: statistics.median(r["fps"] for r in runs) for name, runs in results.items()}
     click.echo("")
     for name, fps in medians.items():
-        click.echo(f"{name:28s} median {fps:6.2f} frames/s")
+        cpu_s = statistics.median(r["cpu_s"] for r in results[name])
+        click.echo(f"{name:28s} median {fps:6.2f} frames/s, {cpu_s:.1f} CPU s a run")
     base, watched = medians["--serve, 0 viewers"], medians["--serve, 3 viewers (1 slow)"]
     click.echo(
         f"3 viewers / 0 viewers: {watched / base:.3f} ({(1 - watched / base) * 100:+.1f} % slower)"

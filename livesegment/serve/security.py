@@ -174,10 +174,16 @@ def _token_of(query: bytes, headers: dict[str, str]) -> str:
 
 
 def _names_this_machine(host_header: str) -> bool:
-    host = urlsplit(f"//{host_header}").hostname or ""
+    try:
+        host = urlsplit(f"//{host_header}").hostname or ""
+    except ValueError:  # "[::1" and the like
+        return False
     return ServeAddress(host, 0).loopback
 
 
 def _same_origin(origin: str, host_header: str) -> bool:
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
     return parts.scheme == "http" and parts.netloc.lower() == host_header.lower() != ""

@@ -152,6 +152,7 @@ def test_the_default_address_needs_no_token_but_refuses_other_sites(local_view):
             client.get("/", headers={"Host": f"evil.example:{host.split(':')[1]}"}).status_code
             == 403
         )
+        assert client.get("/", headers={"Host": "[::1"}).status_code == 403, "malformed"
         control = {"json": {"boxes": False}}
         assert (
             client.post("/control", headers={"Origin": f"http://{host}"}, **control).status_code
