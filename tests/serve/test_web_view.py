@@ -176,6 +176,14 @@ def test_the_default_address_needs_no_token_but_refuses_other_sites(local_view):
         state = client.get("/state").json()
         assert state["frame"]["index"] == 3 and state["frame"]["empty_reason"] == "nothing found"
         assert client.get("/snapshot.png").content[:8] == b"\x89PNG\r\n\x1a\n"
+        with client.stream("GET", "/stream.mjpg") as stream:
+            assert b"Content-Type: image/jpeg" in next(stream.iter_bytes())
+            assert local_view.hub.viewers == 1
+    # A viewer that leaves stops its stream: nothing is sent to nobody until the run ends.
+    deadline = time.monotonic() + 5
+    while local_view.hub.viewers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert local_view.hub.viewers == 0
     local_view.close()
     with pytest.raises(httpx.ConnectError):
         httpx.get(base, timeout=2)
