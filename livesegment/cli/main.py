@@ -281,7 +281,7 @@ def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozense
     "--serve-token",
     default=None,
     metavar="TOKEN",
-    help="The token --serve asks for (default: a random one when HOST is not loopback).",
+    help="The token --serve asks for (default: a random one for any HOST but 127.0.0.1).",
 )
 @click.option(
     "--start",

@@ -87,7 +87,7 @@ class RunOptions:
             flow (HUD ``carried 2``, JSONL ``"carried": true``) instead of being dropped; None
             carries for live sources.
         serve: serve the browser view (live video, figures, detections, controls) there.
-        serve_token: the token the view asks for; None: a random one off loopback, none on it.
+        serve_token: the token the view asks for; None: none on 127.0.0.1, else a random one.
         announce: called with the view's URL (token included) once it listens; None logs it.
     """
 
