@@ -38,6 +38,10 @@ class DisplayError(LivesegmentError):
     """No window can be shown."""
 
 
+class ServeError(LivesegmentError):
+    """The browser view cannot be served (the address is taken or not this machine's)."""
+
+
 class UsageError(LivesegmentError):
     """An option value is wrong (exit code 2, like click's own usage errors)."""
 

@@ -212,6 +212,8 @@ class FrameResult:
             by optical flow; None for an inferred frame.
         carried_age: frames since that inferred frame (1 for the next one); 0 when inferred.
         carry_ms: time moving the detections took (0.0 when inferred).
+        threshold: the score threshold the detections were kept at (a carried frame's is its
+            inferred frame's); None when not known (results made outside a stream).
     """
 
     frame: Frame
@@ -223,6 +225,7 @@ class FrameResult:
     carried_from: int | None = None
     carried_age: int = 0
     carry_ms: float = 0.0
+    threshold: float | None = None
 
     @property
     def carried(self) -> bool:

@@ -47,6 +47,8 @@ FLAGS = {
     "inputs": "INPUTS",
     "output_dir": "--output-dir",
     "ray": "--ray",
+    "serve": "--serve",
+    "serve_token": "--serve-token",
 }
 # Errors whose fix is a flag of its own rather than another value.
 REMEDIES = {"display": "run with --no-display"}
@@ -272,6 +274,19 @@ def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozense
     "--audio/--no-audio", default=True, help="Copy the source's audio into --output (files only)."
 )
 @click.option(
+    "--serve",
+    default=None,
+    metavar="[HOST:]PORT",
+    help="Serve a live page (video, figures, detections, controls) on PORT; on 127.0.0.1 "
+    "unless HOST is given, and any other HOST asks for a token (printed in the URL).",
+)
+@click.option(
+    "--serve-token",
+    default=None,
+    metavar="TOKEN",
+    help="The token --serve asks for (default: a random one for any HOST but 127.0.0.1).",
+)
+@click.option(
     "--start",
     "start_s",
     type=click.FloatRange(0),
@@ -320,6 +335,8 @@ def run(
     snapshot_dir: Path,
     codec: str,
     audio: bool,
+    serve: str | None,
+    serve_token: str | None,
     start_s: float,
     end_s: float | None,
     stride: int,
@@ -327,7 +344,7 @@ def run(
     """Segment SOURCE: a video or image file, a folder of images, a quoted glob
     ("photos/*.jpg"), a camera index (0), a device (/dev/video0) or a stream URL (rtsp://,
     http://). In the window: q/Esc quit, space pause, +/- threshold, b/l/m
-    boxes/labels/masks, s snapshot, r record.
+    boxes/labels/masks, s snapshot, r record; --serve puts the same controls in a browser.
 
     \b
     Speed presets (--speed) set input size, ROIs and mask slots together (COCO values):
@@ -336,8 +353,12 @@ def run(
       fast      for live video on a CPU: 384 px, 150 ROIs, 10 masks, about 6x faster
     """
     from livesegment import pipeline
+    from livesegment.serve.security import ServeAddress
     from livesegment.video.sources import parse_source
 
+    if serve_token is not None and serve is None:
+        raise UsageError("--serve-token goes with --serve")
+    address = ServeAddress.parse(serve) if serve is not None else None
     spec = resolve_model(model_name, _split_names(class_names))
     from livesegment.video.media import pick_encoder
 
@@ -380,6 +401,9 @@ def run(
         default_model=model_name is None,
         track=track,
         carry=carry,
+        serve=address,
+        serve_token=serve_token,
+        announce=lambda url: click.echo(f"browser view: {url}", err=True),
     )
     summary = pipeline.run(options, spec)
     click.echo(summary.format())

@@ -115,6 +115,9 @@ class JsonlSink:
         if result.carried:
             # Not inferred: the detections of frame ``carried_from`` moved onto this one.
             record |= {"carried": True, "carried_from": result.carried_from}
+        if result.threshold is not None:
+            # The viewer may change it during a run (keys, the web view).
+            record["threshold"] = round(result.threshold, 4)
         record["detections"] = detections_to_json(result.detections)
         self._append(record)
 

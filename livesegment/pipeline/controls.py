@@ -1,11 +1,17 @@
-"""What the viewer can change while a run goes: keys of the live window."""
+"""What the viewer can change while a run goes: keys of the live window, and the same
+changes asked from another thread (the browser view)."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import queue
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from livesegment.output.overlay import OverlayStyle
+
+log = logging.getLogger(__name__)
 
 THRESHOLD_STEP = 0.05
 
@@ -34,17 +40,13 @@ class ViewState:
             self.paused = not self.paused
             return "paused" if self.paused else "resumed"
         if char in ("+", "="):
-            self.threshold = round(min(1.0, self.threshold + THRESHOLD_STEP), 2)
-            return f"threshold {self.threshold:.2f}"
+            return self.set_threshold(self.threshold + THRESHOLD_STEP)
         if char in ("-", "_"):
-            self.threshold = round(max(0.0, self.threshold - THRESHOLD_STEP), 2)
-            return f"threshold {self.threshold:.2f}"
+            return self.set_threshold(self.threshold - THRESHOLD_STEP)
         toggles = {"b": "boxes", "l": "labels", "m": "masks"}
         if char in toggles:
             name = toggles[char]
-            value = not getattr(self.style, name)
-            self.style = dataclasses.replace(self.style, **{name: value})
-            return f"{name} {'on' if value else 'off'}"
+            return self.set_drawn(name, not getattr(self.style, name))
         if char == "s":
             self.snapshot_requested = True
             return "snapshot"
@@ -52,3 +54,51 @@ class ViewState:
             self.record_toggle_requested = True
             return "record"
         return None
+
+    def set_threshold(self, value: float) -> str:
+        self.threshold = round(min(1.0, max(0.0, value)), 2)
+        return f"threshold {self.threshold:.2f}"
+
+    def set_drawn(self, name: str, value: bool) -> str:
+        """Draw ``name`` (boxes, labels or masks) or not."""
+        self.style = dataclasses.replace(self.style, **{name: value})
+        return f"{name} {'on' if value else 'off'}"
+
+    def set_classes(self, names: frozenset[str] | None) -> str:
+        """Keep only ``names`` (None: every class); the names are the model's own."""
+        self.classes = names
+        return f"classes {','.join(sorted(names)) if names is not None else 'all'}"
+
+    def set_paused(self, paused: bool) -> str:
+        self.paused = paused
+        return "paused" if paused else "resumed"
+
+
+# A change to the controls; returns a short note of what changed, as ``handle_key`` does.
+Change = Callable[[ViewState], "str | None"]
+
+
+class RemoteControls:
+    """Changes asked from other threads, applied on the main thread between frames.
+
+    ``ViewState`` is read and written by the loop without locks, so another thread never
+    writes it: it queues a change here, and the loop applies the queue where it applies the
+    window's keys, so both go through the same code.
+    """
+
+    def __init__(self) -> None:
+        self._changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
+
+    def submit(self, change: Change) -> None:
+        """Queue ``change`` (any thread)."""
+        self._changes.put(change)
+
+    def apply(self, controls: ViewState) -> None:
+        """Apply every queued change to ``controls``, in order (the loop's thread)."""
+        while True:
+            try:
+                change = self._changes.get_nowait()
+            except queue.Empty:
+                return
+            if note := change(controls):
+                log.info("browser: %s", note)

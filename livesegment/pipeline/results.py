@@ -151,6 +151,7 @@ def _results(
     # A function, not a method: a generator holding its ResultStream would keep it alive past
     # a ``break``, and its capture thread with it.
     inferred: int | None = None
+    inferred_threshold: float | None = None
     with capture:
         for frame in capture.frames(until=until):
             if carrier is not None and inferred is not None:
@@ -165,7 +166,10 @@ def _results(
                         carried_from=inferred,
                         carried_age=age,
                         carry_ms=(time.perf_counter() - started) * 1000,
+                        threshold=inferred_threshold,
                     )
+            # Read before the call: the viewer may change it between frames, never during one.
+            threshold = detector.threshold
             detections = detector.detect_resized(frame.rgb, frame.shape_hw)
             timings = detector.timings
             track_ms = 0.0
@@ -176,7 +180,7 @@ def _results(
                 track_ms = (time.perf_counter() - started) * 1000
             if carrier is not None:
                 carrier.start(frame, detections)
-                inferred = frame.index
+                inferred, inferred_threshold = frame.index, threshold
             yield FrameResult(
                 frame,
                 detections,
@@ -184,6 +188,7 @@ def _results(
                 timings.select_ms,
                 name_of(frame.index) if name_of else None,
                 track_ms,
+                threshold=threshold,
             )
 
 

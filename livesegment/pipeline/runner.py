@@ -37,10 +37,11 @@ from livesegment.output.sinks import (
 )
 from livesegment.paths import Named, check_no_overwrite, check_output_path, clash
 from livesegment.pipeline import tracking
-from livesegment.pipeline.controls import ViewState
+from livesegment.pipeline.controls import RemoteControls, ViewState
 from livesegment.pipeline.interrupts import StopRequest
 from livesegment.pipeline.results import ResultStream, tracks
 from livesegment.pipeline.writer import FrameWriter, Job
+from livesegment.serve.security import ServeAddress, serve_token
 from livesegment.structures import FrameResult, RunSummary, StopReason, unique_objects
 from livesegment.timing import FpsMeter
 from livesegment.video import footage
@@ -85,6 +86,9 @@ class RunOptions:
             shown, recorded and written with the latest detections moved onto them by optical
             flow (HUD ``carried 2``, JSONL ``"carried": true``) instead of being dropped; None
             carries for live sources.
+        serve: serve the browser view (live video, figures, detections, controls) there.
+        serve_token: the token the view asks for; None: none on 127.0.0.1, else a random one.
+        announce: called with the view's URL (token included) once it listens; None logs it.
     """
 
     source: str | SourceRequest
@@ -108,6 +112,9 @@ class RunOptions:
     default_model: bool = False
     track: bool | None = None
     carry: bool | None = None
+    serve: ServeAddress | None = None
+    serve_token: str | None = None
+    announce: Callable[[str], None] | None = None
 
 
 # (spec, options) -> a loaded Detector; tests pass engines of their own here.
@@ -391,6 +398,7 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
         else parse_source(options.source)
     )
     protected = _check_outputs(options, request, spec)
+    token = serve_token(options.serve, options.serve_token) if options.serve else None
     # Decided now, so the loader imports the tracker's library only for a run that tracks.
     options = dataclasses.replace(options, track=tracks(options.track, request))
     source = open_source(request)
@@ -404,6 +412,9 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
         show = display_available() if options.display is None else options.display
         controls = ViewState(threshold=0.0, classes=None, style=options.style)
         window = stack.enter_context(contextlib.closing(WindowSink(controls))) if show else None
+        remote = RemoteControls()
+        # Listening before the model loads: a taken port costs no wait.
+        web = _open_web(options, spec, source, token, remote, stack)
         detector = load(spec, options)
         if stop.is_set():
             # Interrupted while the model loaded: stop before creating any output.
@@ -411,6 +422,8 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
             return summary
         controls.threshold, controls.classes = detector.threshold, detector.classes
         sinks, recorder = _open_outputs(options, source, summary, stack, protected, images)
+        if web is not None:
+            sinks.append(web)
         results = stack.enter_context(
             ResultStream(
                 source,
@@ -421,21 +434,23 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
                 carry=carries(options, source),
             )
         )
+        session = _Session(
+            controls,
+            recorder,
+            window,
+            summary,
+            options,
+            stop,
+            protected,
+            _demo_check(options, spec, request),
+            remote=remote,
+        )
+        if web is not None:
+            from livesegment.serve.status import run_status
+
+            web.show_status(functools.partial(run_status, results, session))
         try:
-            _drive(
-                results,
-                sinks,
-                _Session(
-                    controls,
-                    recorder,
-                    window,
-                    summary,
-                    options,
-                    stop,
-                    protected,
-                    _demo_check(options, spec, request),
-                ),
-            )
+            _drive(results, sinks, session)
         finally:
             results.close()  # the capture thread's queued frames count as dropped from here
             _finish_summary(summary, results, controls)
@@ -446,6 +461,28 @@ def run(options: RunOptions, spec: ModelSpec, load: Loader = load_detector) -> R
             ):
                 summary.fail(report)
     return summary
+
+
+def _open_web(
+    options: RunOptions,
+    spec: ModelSpec,
+    source: VideoSource,
+    token: str | None,
+    remote: RemoteControls,
+    stack: contextlib.ExitStack,
+):
+    """The browser view, listening, or None when not asked for."""
+    if options.serve is None:
+        return None
+    from livesegment.serve.view import WebView  # the web stack only for runs that serve
+
+    web = WebView(options.serve, token, spec.object_classes, remote, title=source.info.name)
+    stack.callback(web.close)
+    if options.announce is not None:
+        options.announce(web.url)
+    else:
+        log.info("browser view: %s", web.url)
+    return web
 
 
 def carries(options: RunOptions, source: VideoSource) -> bool:
@@ -493,6 +530,7 @@ class _Session:
     stop: StopRequest
     protected: list[Named]
     demo: _DemoModelCheck | None = None
+    remote: RemoteControls | None = None
     inference_fps: FpsMeter = field(default_factory=FpsMeter)
     recording: bool = False
 
@@ -565,6 +603,8 @@ def _between_frames(results: ResultStream, writer: FrameWriter, session: _Sessio
     """Apply what the viewer asked for; while paused, wait here without new frames."""
     controls = session.controls
     while True:
+        if session.remote is not None:
+            session.remote.apply(controls)
         results.detector.threshold = controls.threshold
         results.detector.classes = controls.classes
         if controls.snapshot_requested:

@@ -63,7 +63,8 @@ def test_run_writes_video_and_jsonl_matching_the_input(tmp_path, video_factory, 
     total = 0
     for line in lines:
         assert (line["width"], line["height"]) == (200, 150)
-        assert set(line) == {"frame", "time_s", "width", "height", "detections"}
+        assert set(line) == {"frame", "time_s", "threshold", "width", "height", "detections"}
+        assert line["threshold"] == 0.0, "the threshold each frame was kept at"
         for det in line["detections"]:
             total += 1
             assert set(det) == {"class", "score", "box", "mask", "track_id"}  # tracked video

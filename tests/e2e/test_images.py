@@ -115,7 +115,7 @@ def test_png_in_png_out_at_source_resolution_without_the_hud(tmp_path):
     lines, summary = jsonl(dets)
     assert len(lines) == 1 and summary["frames_processed"] == 1
     line = lines[0]
-    assert set(line) == {"frame", "source", "time_s", "width", "height", "detections"}
+    assert set(line) == {"frame", "source", "time_s", "threshold", "width", "height", "detections"}
     assert (line["frame"], line["source"], line["time_s"]) == (0, "shape.png", 0.0)
     assert (line["width"], line["height"]) == (160, 120)
     assert_one_circle_at(line, (115, 80))
@@ -184,7 +184,15 @@ def test_folder_is_processed_in_name_order_one_upright_output_per_image(tmp_path
     for line in lines:
         name = line["source"]
         height, width = upright[name].shape[:2]
-        assert set(line) == {"frame", "source", "time_s", "width", "height", "detections"}
+        assert set(line) == {
+            "frame",
+            "source",
+            "time_s",
+            "threshold",
+            "width",
+            "height",
+            "detections",
+        }
         assert (line["width"], line["height"]) == (width, height), name
         assert_one_circle_at(line, circle_center_xy(upright[name]))
         out = segmented / name

@@ -10,9 +10,11 @@ import sys
 import time
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from conftest import ROOT
+from mjpeg_server import free_port
 
 from livesegment.output.overlay import FONT, class_colour_bgr, track_colour_bgr
 
@@ -126,6 +128,7 @@ def test_window_shows_masks_and_hud_and_obeys_keys(
     source, _ = shapes_video_factory(seed=4, n_frames=900, size_wh=(480, 360), fps=15.0)
     snapshots = tmp_path / "snaps"
     snapshots.mkdir()
+    port = free_port()  # the browser view beside the window
     process = subprocess.Popen(
         [
             sys.executable,
@@ -141,6 +144,8 @@ def test_window_shows_masks_and_hud_and_obeys_keys(
             "0",
             "--snapshot-dir",
             str(snapshots),
+            "--serve",
+            str(port),
         ],
         cwd=ROOT,
         env={**os.environ, "DISPLAY": x_display},
@@ -180,6 +185,11 @@ def test_window_shows_masks_and_hud_and_obeys_keys(
         assert after is not None, "the window could not be captured after a key press"
         threshold_line = (slice(50, 80), slice(0, 400))
         assert not np.array_equal(before[threshold_line], after[threshold_line])
+        # The browser view shows the same run, and the key's change.
+        state = httpx.get(f"http://127.0.0.1:{port}/state", timeout=10).json()
+        assert state["controls"]["threshold"] == 0.05 and state["frame"] is not None
+        frame = httpx.get(f"http://127.0.0.1:{port}/frame.jpg", timeout=10)
+        assert cv2.imdecode(np.frombuffer(frame.content, np.uint8), 1).shape == (360, 480, 3)
 
         _x(x_display, "xdotool", "key", "--window", window, "s")
         deadline = time.monotonic() + 10
