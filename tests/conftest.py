@@ -210,21 +210,50 @@ def run_cli(
 
 def invoke_cli(*args: str) -> subprocess.CompletedProcess:
     """Run the CLI in this process (TensorFlow already loaded: seconds faster than a
-    subprocess); same result shape as ``run_cli``."""
+    subprocess); same result shape as ``run_cli``.
+
+    The streams hold what a terminal would show: click's output, the log lines of the CLI's
+    own ``logging.basicConfig`` (pytest's handlers are set aside, as a fresh process has none)
+    and whatever C libraries (FFmpeg, OpenCV) write straight to file descriptors 1 and 2. Only
+    what a fresh process prints while importing TensorFlow cannot show here: tests of that
+    use ``run_cli``."""
+    import logging
     import signal
+    import tempfile
 
     from click.testing import CliRunner
 
     from livesegment.cli import main
 
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     previous = signal.getsignal(signal.SIGTERM)
-    try:
-        result = CliRunner().invoke(main, list(args), env={"DISPLAY": None})
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with tempfile.TemporaryFile() as raw_out, tempfile.TemporaryFile() as raw_err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(raw_out.fileno(), 1)
+        os.dup2(raw_err.fileno(), 2)
+        root.handlers = []
+        try:
+            result = CliRunner().invoke(main, list(args), env={"DISPLAY": None})
+        finally:
+            root.handlers = handlers
+            root.setLevel(level)
+            signal.signal(signal.SIGTERM, previous)
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+        raw_out.seek(0)
+        raw_err.seek(0)
+        fd_out = raw_out.read().decode(errors="replace")
+        fd_err = raw_err.read().decode(errors="replace")
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+    return subprocess.CompletedProcess(
+        args, result.exit_code, result.stdout + fd_out, result.stderr + fd_err
+    )
 
 
 def needs_shared_data(name: str) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import needs_bundled_model, needs_shared_data, run_cli
+from conftest import invoke_cli, needs_bundled_model, needs_shared_data, run_cli
 
 from livesegment.video import footage
 
@@ -105,34 +105,34 @@ def _warned_once(result) -> None:
         assert needle in lines[0], lines[0]
 
 
-# --- through the CLI (each run loads TensorFlow and the model: ~20 s of CPU) ------------------
+# --- through the CLI (in this process but the last: each run still loads the model) -----------
 
 
 @pytest.mark.slow
 def test_real_footage_gets_one_warning():
     needs_bundled_model()
     video = needs_shared_data("vtest.avi")
-    _warned_once(run_cli("run", str(video), "--no-display", "--end", "1"))
+    _warned_once(invoke_cli("run", str(video), "--no-display", "--end", "1"))
 
 
 @pytest.mark.slow
 def test_a_real_photo_gets_one_warning():
     needs_bundled_model()
-    _warned_once(run_cli("run", str(needs_shared_data("messi5.jpg")), "--no-display"))
+    _warned_once(invoke_cli("run", str(needs_shared_data("messi5.jpg")), "--no-display"))
 
 
 @pytest.mark.slow
 def test_natural_looking_video_gets_one_warning(tmp_path):
     needs_bundled_model()
     video = write_mjpg(tmp_path / "natural.avi", natural_frames(3, 12))
-    _warned_once(run_cli("run", str(video), "--no-display"))
+    _warned_once(invoke_cli("run", str(video), "--no-display"))
 
 
 @pytest.mark.slow
 def test_an_explicit_model_gets_no_warning(tmp_path):
     needs_bundled_model()
     video = write_mjpg(tmp_path / "natural.avi", natural_frames(3, 12))
-    assert _demo_warnings(run_cli("run", str(video), "--no-display", "--model", "shapes")) == []
+    assert _demo_warnings(invoke_cli("run", str(video), "--no-display", "--model", "shapes")) == []
 
 
 @pytest.mark.slow
@@ -142,6 +142,7 @@ def test_a_shapes_video_gets_no_warning(tmp_path):
         "make-sample", str(tmp_path), "--seed", "2031", "--frames", "8", module="livesegment.shapes"
     )
     assert made.returncode == 0, made.stderr
+    # A fresh process: its whole stderr, TensorFlow's import included, stays empty.
     result = run_cli("run", str(tmp_path / "shapes.avi"), "--no-display")
     assert _demo_warnings(result) == []
     assert result.stderr == ""

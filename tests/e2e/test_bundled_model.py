@@ -7,7 +7,7 @@ import json
 
 import cv2
 import pytest
-from conftest import SAMPLE_VIDEO, needs_bundled_model, run_cli
+from conftest import SAMPLE_VIDEO, invoke_cli, needs_bundled_model, run_cli
 
 from livesegment import shapes
 from livesegment.evaluate import load_jsonl_frames
@@ -55,9 +55,9 @@ def test_bundled_model_meets_the_bar_on_a_fresh_video(tmp_path, seed):
     needs_bundled_model()
     video, truth = shapes.make_sample(tmp_path, seed, 90, (480, 640), 15.0)
     dets = tmp_path / "run.jsonl"
-    result = run_cli("run", str(video), "--no-display", "--json", str(dets))
+    result = invoke_cli("run", str(video), "--no-display", "--json", str(dets))
     assert result.returncode == 0, result.stderr
-    scored = run_cli("eval", str(dets), str(truth), "--json")
+    scored = invoke_cli("eval", str(dets), str(truth), "--json")
     assert scored.returncode == 0, scored.stderr
     report = json.loads(scored.stdout)
     assert report["frames_evaluated"] == 90 and report["empty_truth_frames"] == 15

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import needs_bundled_model, run_cli
+from conftest import invoke_cli, needs_bundled_model, run_cli
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -57,7 +57,7 @@ def test_realtime_replay_keeps_every_frame_with_carried_masks(tmp_path, shapes_3
     needs_bundled_model()
     video, truth = shapes_30fps
     out, dets = tmp_path / "live.mp4", tmp_path / "live.jsonl"
-    result = run_cli(
+    result = invoke_cli(
         "run", str(video), "--realtime", "--no-display", "--output", str(out), "--json", str(dets),
         *SLOW,
     )  # fmt: skip
@@ -75,13 +75,13 @@ def test_realtime_replay_keeps_every_frame_with_carried_masks(tmp_path, shapes_3
     assert f"({len(carried)} carried)" in result.stdout
     assert _frames_in(out) >= 0.95 * N_FRAMES
 
-    report = run_cli("eval", str(dets), str(truth), "--json")
+    report = invoke_cli("eval", str(dets), str(truth), "--json")
     assert report.returncode == 0, report.stderr
     scores = json.loads(report.stdout)
     assert scores["carried"]["frames"] == len(carried)
     assert scores["inferred"]["frames"] == len(inferred)
     assert scores["carried"]["mean_iou"] >= 0.70, scores
-    text = run_cli("eval", str(dets), str(truth)).stdout
+    text = invoke_cli("eval", str(dets), str(truth)).stdout
     assert "carried frames" in text and "inferred frames" in text
 
 
@@ -89,7 +89,7 @@ def test_no_carry_drops_the_frames_the_model_has_no_time_for(tmp_path, shapes_30
     needs_bundled_model()
     video, _ = shapes_30fps
     dets = tmp_path / "dropped.jsonl"
-    result = run_cli(
+    result = invoke_cli(
         "run", str(video), "--realtime", "--no-display", "--json", str(dets), "--no-carry", *SLOW
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,5 @@
-"""The CLI as a user runs it: real subprocesses, real files, real TensorFlow."""
+"""The CLI as a user runs it: real files, real TensorFlow; a real subprocess where the whole
+stderr of a fresh process is the point."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, remove_layer, run_cli, tiny_spec
+from conftest import ROOT, invoke_cli, remove_layer, run_cli, tiny_spec
 from pycocotools import mask as mask_utils
 
 from livesegment.cli import main
@@ -123,13 +124,13 @@ def test_bad_model_files_exit_1_with_one_line(tmp_path, video_factory, tiny_mode
         )
         model = str(path)
     out = tmp_path / "out.mp4"
-    result = run_cli("run", str(source), "--model", model, "--no-display", "--output", str(out))
+    result = invoke_cli("run", str(source), "--model", model, "--no-display", "--output", str(out))
     _one_line_error(result, 1, needle)
     assert not out.exists(), "nothing is written when the model cannot load"
 
 
 def test_unknown_class_is_a_usage_error_with_suggestions(video_factory, tiny_model):
-    result = run_cli(
+    result = invoke_cli(
         "run",
         str(video_factory(3)),
         "--model",

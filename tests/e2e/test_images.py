@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import invoke_cli
 from PIL import Image, ImageOps
 
 from livesegment.video.images import read_upright
@@ -101,7 +101,9 @@ def test_png_in_png_out_at_source_resolution_without_the_hud(tmp_path):
     source = tmp_path / "shape.png"
     cv2.imwrite(str(source), circle_scene(center_xy=(115, 80)))
     out, dets = tmp_path / "out.png", tmp_path / "dets.jsonl"
-    result = run_cli("run", str(source), "--output", str(out), "--json", str(dets), "--no-display")
+    result = invoke_cli(
+        "run", str(source), "--output", str(out), "--json", str(dets), "--no-display"
+    )
     assert result.returncode == 0, result.stderr
     assert f"wrote: {out}" in result.stdout and f"wrote: {dets}" in result.stdout
 
@@ -134,7 +136,7 @@ def test_jpeg_with_exif_orientation_6_reaches_the_model_upright_and_is_written_u
     ), "stored landscape, shown portrait"
     reference = upright_reference(source)
     dets = tmp_path / "dets.jsonl"
-    result = run_cli(
+    result = invoke_cli(
         "run", str(source), "--output", str(segmented), "--json", str(dets), "--no-display"
     )
     assert result.returncode == 0, result.stderr
@@ -170,7 +172,7 @@ def test_folder_is_processed_in_name_order_one_upright_output_per_image(tmp_path
 
     segmented, dets = tmp_path / "segmented", tmp_path / "dets.jsonl"
     assert not segmented.exists()
-    result = run_cli(
+    result = invoke_cli(
         "run", str(photos), "--output", str(segmented), "--json", str(dets), "--no-display"
     )
     assert result.returncode == 0, result.stderr
@@ -209,7 +211,7 @@ def test_glob_source_takes_only_what_matches(tmp_path):
     cv2.imwrite(str(photos / "c.jpg"), circle_scene())
     out, dets = tmp_path / "out", tmp_path / "dets.jsonl"
     # No shell here: the pattern reaches livesegment as a quoted one would.
-    result = run_cli(
+    result = invoke_cli(
         "run", f"{photos}/*.png", "--output", str(out), "--json", str(dets), "--no-display"
     )
     assert result.returncode == 0, result.stderr
@@ -226,7 +228,9 @@ def test_an_unreadable_image_is_skipped_reported_and_exits_1(tmp_path):
     (photos / "b.png").write_text("not an image\n")
     cv2.imwrite(str(photos / "c.png"), circle_scene())
     out, dets = tmp_path / "out", tmp_path / "dets.jsonl"
-    result = run_cli("run", str(photos), "--output", str(out), "--json", str(dets), "--no-display")
+    result = invoke_cli(
+        "run", str(photos), "--output", str(out), "--json", str(dets), "--no-display"
+    )
     line = one_error_line(result, 1, "1 of 3 images could not be read", "b.png")
     assert "a.png" not in line and "c.png" not in line
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -275,7 +279,7 @@ def test_wrong_outputs_for_images_are_usage_errors(tmp_path, photos, video_facto
     (tmp_path / "made").mkdir()
     before = {path: path.read_bytes() for path in photos.iterdir()}
     args = [arg.format(video=video_factory(3), tmp=tmp_path, photos=photos) for arg in args]
-    result = run_cli("run", *args, "--no-display")
+    result = invoke_cli("run", *args, "--no-display")
     one_error_line(result, 2, *needles)
     assert {path: path.read_bytes() for path in photos.iterdir()} == before
     assert not (tmp_path / "out").exists() and not list((tmp_path / "made").iterdir())
@@ -302,7 +306,7 @@ def test_image_sources_that_cannot_run_exit_1_before_writing(
     (broken / "x.png").write_text("not an image\n")
     (broken / "y.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     names = {"tmp": tmp_path, "photos": photos, "empty": tmp_path / "empty", "broken": broken}
-    result = run_cli(
+    result = invoke_cli(
         "run",
         source.format(**names),
         "--output",

@@ -13,7 +13,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from conftest import ROOT, invoke_cli, needs_shared_data, probe, run_cli, write_video
+from conftest import ROOT, invoke_cli, needs_shared_data, probe, write_video
 
 
 def make_av_source(
@@ -217,7 +217,7 @@ def test_unreadable_input_is_one_line(tmp_path, tiny_model, content, needle):
 def test_full_device_fails_with_one_line(tmp_path, tiny_model, video_factory):
     result, *_ = _run(video_factory(20), tmp_path, tiny_model, name="ignored.mp4")
     assert result.returncode == 0
-    result = run_cli(
+    result = invoke_cli(
         "run",
         str(video_factory(20)),
         "--model",
@@ -242,7 +242,7 @@ def test_tiny_disk_keeps_what_was_written_playable(tmp_path, tiny_model):
     try:
         source = make_av_source(tmp_path / "src.mp4", seconds=20, audio=False)
         out = mount / "out.mp4"
-        result = run_cli(
+        result = invoke_cli(
             "run",
             str(source),
             "--model",

@@ -23,7 +23,6 @@ import pytest
 from conftest import (
     invoke_cli,
     needs_bundled_model,
-    run_cli,
     write_oriented_video,
 )
 
@@ -263,7 +262,7 @@ def test_cli_output_and_jsonl_are_upright(tmp_path, tiny_model, rotation, uprigh
         tmp_path / "phone.mp4", [quadrant_picture(upright_wh)] * 6, rotation
     )
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
-    result = run_cli(*_run_args(source, tiny_model, out, dets))
+    result = invoke_cli(*_run_args(source, tiny_model, out, dets))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert_jsonl_upright(dets, upright_wh, 6)
@@ -292,7 +291,7 @@ def test_realtime_replay_is_upright(tmp_path, tiny_model):
         tmp_path / "phone.mp4", [quadrant_picture(upright_wh)] * 20, 270, rate=Fraction(20)
     )
     out, dets = tmp_path / "live.mp4", tmp_path / "live.jsonl"
-    result = run_cli(*_run_args(source, tiny_model, out, dets, "--realtime"))
+    result = invoke_cli(*_run_args(source, tiny_model, out, dets, "--realtime"))
     assert result.returncode == 0, result.stderr
     *lines, _ = _jsonl(dets)
     assert lines and all((line["width"], line["height"]) == upright_wh for line in lines)
@@ -319,11 +318,11 @@ def test_odd_size_after_rotation_start_and_stride(tmp_path, tiny_model):
 def test_rotated_file_errors_are_one_line(tmp_path, tiny_model):
     source = write_oriented_video(tmp_path / "phone.mp4", [quadrant_picture((64, 96))] * 5, 90)
     out, dets = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
-    late = run_cli(*_run_args(source, tiny_model, out, dets, "--start", "30"))
+    late = invoke_cli(*_run_args(source, tiny_model, out, dets, "--start", "30"))
     assert late.returncode == 1, late.stderr
     assert "no frame could be decoded after 30 s" in late.stderr
     assert len(late.stderr.strip().splitlines()) == 1 and "Traceback" not in late.stderr
-    usage = run_cli(*_run_args(source, tiny_model, out, dets, "--codec", "nosuchcodec"))
+    usage = invoke_cli(*_run_args(source, tiny_model, out, dets, "--codec", "nosuchcodec"))
     assert usage.returncode == 2, usage.stderr
     assert "--codec nosuchcodec" in usage.stderr and "Traceback" not in usage.stderr
     assert not out.exists()
@@ -376,9 +375,9 @@ def test_bundled_model_finds_shapes_in_a_phone_video(tmp_path):
         rate=Fraction(15),
     )
     dets = tmp_path / "dets.jsonl"
-    result = run_cli("run", str(source), "--no-display", "--json", str(dets))
+    result = invoke_cli("run", str(source), "--no-display", "--json", str(dets))
     assert result.returncode == 0, result.stderr
-    scored = run_cli("eval", str(dets), str(truth), "--json")
+    scored = invoke_cli("eval", str(dets), str(truth), "--json")
     assert scored.returncode == 0, scored.stderr
     report = json.loads(scored.stdout)
     assert report["recall"] >= 0.8 and report["precision"] >= 0.8, report

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SAMPLE_VIDEO, run_cli
+from conftest import SAMPLE_VIDEO, invoke_cli
 
 from livesegment.model.cards import SPEEDS
 
 
 def test_run_help_explains_each_preset_in_one_line():
-    result = run_cli("run", "--help")
+    result = invoke_cli("run", "--help")
     assert result.returncode == 0, result.stderr
     lines = [line.strip() for line in result.stdout.splitlines()]
     for speed in SPEEDS:
@@ -24,7 +24,7 @@ def test_run_help_explains_each_preset_in_one_line():
 
 
 def test_unknown_speed_is_a_usage_error():
-    result = run_cli("run", str(SAMPLE_VIDEO), "--speed", "turbo", "--no-display")
+    result = invoke_cli("run", str(SAMPLE_VIDEO), "--speed", "turbo", "--no-display")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "--speed" in result.stderr, result.stderr
 
@@ -33,7 +33,7 @@ def test_unknown_speed_is_a_usage_error():
 @pytest.mark.slow
 def test_run_fast_with_expert_overrides_segments_the_sample(tmp_path):
     out = tmp_path / "fast.jsonl"
-    result = run_cli(
+    result = invoke_cli(
         "run",
         str(SAMPLE_VIDEO),
         "--speed",

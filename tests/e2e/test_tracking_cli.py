@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import needs_bundled_model, run_cli
+from conftest import invoke_cli, needs_bundled_model
 from pycocotools import mask as mask_utils
 
 from livesegment.evaluate import load_jsonl_frames
@@ -45,7 +45,7 @@ def _track_ids_by_truth(dets: Path, truth: Path) -> dict[int, list[int | None]]:
 
 
 def _run(video: Path, dets: Path, *flags: str) -> str:
-    result = run_cli("run", str(video), "--no-display", "--json", str(dets), *flags)
+    result = invoke_cli("run", str(video), "--no-display", "--json", str(dets), *flags)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     return result.stdout
