@@ -346,3 +346,24 @@ def test_a_taken_port_fails_before_the_model_loads(video_factory):
         "choose another port (0 picks a free one)"
     )
     assert time.monotonic() - started < 10, "no model was loaded"
+
+
+@pytest.mark.model
+def test_serve_beside_output_and_json_leaves_both_whole(tmp_path, shapes_video_factory):
+    """The view is one more sink: the recording and the JSONL get every frame as without it."""
+    source, _ = shapes_video_factory(seed=6, n_frames=12, size_wh=(160, 120), fps=10.0)
+    output, jsonl = tmp_path / "out.mp4", tmp_path / "dets.jsonl"
+    result = invoke_cli(
+        "run", str(source), "--no-display", "--output", str(output), "--json", str(jsonl),
+        "--serve", "127.0.0.1:0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"browser view: http://127\.0\.0\.1:\d+/", result.stderr), result.stderr
+    frames = [json.loads(line) for line in jsonl.read_text().splitlines()][:-1]
+    assert len(frames) == 12
+    capture = cv2.VideoCapture(str(output))
+    written = 0
+    while capture.read()[0]:
+        written += 1
+    capture.release()
+    assert written == 12
