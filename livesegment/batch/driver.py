@@ -10,7 +10,6 @@ import dataclasses
 import logging
 import multiprocessing
 import os
-import secrets
 import signal
 import time
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from livesegment.batch.manifest import MANIFEST_NAME, ManifestWriter, Record, re
 from livesegment.batch.worker import (
     INTERRUPTED,
     BatchSettings,
-    OutputMarker,
     VideoWorker,
     init_process,
     node_name,
@@ -238,30 +236,19 @@ class RayPlan:
     address: str | None = None
 
 
-@contextlib.contextmanager
-def _marked(output_dir: Path) -> Iterator[OutputMarker]:
-    marker = OutputMarker(output_dir / f".livesegment-batch-{secrets.token_hex(6)}", "")
-    marker = dataclasses.replace(marker, token=secrets.token_hex(16))
-    marker.path.write_text(marker.token, encoding="utf-8")
-    try:
-        yield marker
-    finally:
-        marker.path.unlink(missing_ok=True)
-
-
 def _records(
     pending: list[VideoJob],
     settings: BatchSettings,
     workers: int | None,
     ray: RayPlan | None,
-    marker: OutputMarker,
+    output_dir: Path,
     stop: StopRequest,
     max_retries: int,
 ) -> Iterator[Record]:
     if ray is not None:
         from livesegment.batch.on_ray import run_on_ray
 
-        return run_on_ray(pending, settings, marker, ray.address, workers, max_retries, stop)
+        return run_on_ray(pending, settings, output_dir, ray.address, workers, max_retries, stop)
     workers = workers or 1
     if workers <= 1 or len(pending) == 1:
         return _in_process(pending, settings, stop)
@@ -313,10 +300,9 @@ def run_batch(
         StopRequest().installed() as stop,
         bars,
         ManifestWriter(manifest_path) as manifest,
-        _marked(output_dir) as marker,
     ):
         if pending:
-            records = _records(pending, settings, workers, ray, marker, stop, max_retries)
+            records = _records(pending, settings, workers, ray, output_dir, stop, max_retries)
             try:
                 for record in records:
                     if record.status == INTERRUPTED:

@@ -141,7 +141,7 @@ def actor_resources(ray) -> tuple[dict, int]:
 def run_on_ray(
     jobs: list[VideoJob],
     settings: BatchSettings,
-    marker: OutputMarker,
+    output_dir: Path,
     address: str | None,
     workers: int | None,
     max_retries: int,
@@ -155,12 +155,15 @@ def run_on_ray(
     """
     ray = connect(address, settings.verbose)
     try:
-        resources, capacity = actor_resources(ray)
-        count = min(workers or capacity, len(jobs))
-        log.info("Ray: %d actors (%s each) for %d videos", count, resources, len(jobs))
-        actor_class = _actor_class(ray).options(max_restarts=-1, max_task_retries=0, **resources)
-        actors = [actor_class.remote(settings, marker) for _ in range(count)]
-        yield from _schedule(ray, jobs, actors, max_retries, stop)
+        with OutputMarker.placed(output_dir) as marker:
+            resources, capacity = actor_resources(ray)
+            count = min(workers or capacity, len(jobs))
+            log.info("Ray: %d actors (%s each) for %d videos", count, resources, len(jobs))
+            actor_class = _actor_class(ray).options(
+                max_restarts=-1, max_task_retries=0, **resources
+            )
+            actors = [actor_class.remote(settings, marker) for _ in range(count)]
+            yield from _schedule(ray, jobs, actors, max_retries, stop)
     finally:
         ray.shutdown()
 

@@ -8,14 +8,18 @@ process pool keeps one per process; a Ray actor can hold one the same way.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from livesegment.batch.jobs import VideoJob, partial_path
@@ -23,6 +27,7 @@ from livesegment.batch.manifest import OutputFile, Record
 from livesegment.errors import LivesegmentError
 from livesegment.model.cards import ModelSpec, sha256_of
 from livesegment.model.detector import Detector
+from livesegment.output.overlay import OverlayStyle
 from livesegment.structures import StopReason
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,9 @@ class BatchSettings:
     classes: frozenset[str] | None = None
     speed: str | None = None
     max_size: int | None = None
+    rois: int | None = None
+    max_instances: int | None = None
+    style: OverlayStyle = field(default_factory=OverlayStyle)
     video: bool = True
     default_model: bool = False
     verbose: bool = False
@@ -55,6 +63,9 @@ class BatchSettings:
             classes=self.classes,
             speed=self.speed,
             max_size=self.max_size,
+            rois=self.rois,
+            max_instances=self.max_instances,
+            style=self.style,
             verbose=self.verbose,
             progress=False,  # the batch shows one bar over its inputs
             default_model=self.default_model,
@@ -69,6 +80,9 @@ class BatchSettings:
             "classes": sorted(self.classes) if self.classes is not None else None,
             "speed": self.speed,
             "max_size": self.max_size,
+            "rois": self.rois,
+            "max_instances": self.max_instances,
+            "style": dataclasses.asdict(self.style),
             "video": self.video,
         }
 
@@ -98,6 +112,17 @@ class OutputMarker:
 
     path: Path
     token: str
+
+    @classmethod
+    @contextlib.contextmanager
+    def placed(cls, folder: Path) -> Iterator[OutputMarker]:
+        """Write a fresh marker in ``folder``; removed when the batch ends."""
+        marker = cls(folder / f".livesegment-batch-{secrets.token_hex(6)}", secrets.token_hex(16))
+        marker.path.write_text(marker.token, encoding="utf-8")
+        try:
+            yield marker
+        finally:
+            marker.path.unlink(missing_ok=True)
 
     def problem(self) -> str | None:
         """Why this machine cannot write the batch's outputs, or None."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from livesegment.cli.options import drawing_options, model_options, network_size_options
 from livesegment.model.cards import SPEEDS, resolve_model
 
 
@@ -48,35 +49,12 @@ from livesegment.model.cards import SPEEDS, resolve_model
     help="How many times a video whose worker process died (killed, out of memory) is given "
     "out again (local workers and --ray).",
 )
-@click.option(
-    "--model",
-    "model_name",
-    default=None,
-    metavar="NAME|PATH",
-    help="Bundled/downloaded model name or an .h5 path (default: shapes).",
-)
-@click.option(
-    "--class-names",
-    default=None,
-    metavar="A,B",
-    help="Class names for a custom .h5 without a card (background excluded).",
-)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1),
-    default=None,
-    help="Minimum confidence to keep a detection (default: the model card's).",
-)
-@click.option("--classes", default=None, metavar="A,B", help="Keep only these classes.")
+@model_options
 @click.option(
     "--speed", type=click.Choice(SPEEDS), default=None, help="Speed preset (see run --help)."
 )
-@click.option(
-    "--max-size",
-    type=click.IntRange(64, 4096),
-    default=None,
-    help="Long side in pixels the network sees (default: the --speed preset's).",
-)
+@network_size_options
+@drawing_options
 @click.option(
     "--output-video/--no-output-video",
     default=True,
@@ -97,6 +75,11 @@ def batch(
     classes: str | None,
     speed: str | None,
     max_size: int | None,
+    rois: int | None,
+    max_instances: int | None,
+    boxes: bool,
+    labels: bool,
+    masks: bool,
     output_video: bool,
 ) -> None:
     """Segment many videos: INPUTS are files, folders (their videos) and quoted globs
@@ -111,6 +94,7 @@ def batch(
     from livesegment.batch.jobs import expand_inputs, plan_jobs
     from livesegment.batch.worker import BatchSettings
     from livesegment.cli.main import _checked_classes, _split_names
+    from livesegment.output.overlay import OverlayStyle
 
     spec = resolve_model(model_name, _split_names(class_names))
     settings = BatchSettings(
@@ -119,6 +103,9 @@ def batch(
         classes=_checked_classes(_split_names(classes), spec),
         speed=speed,
         max_size=max_size,
+        rois=rois,
+        max_instances=max_instances,
+        style=OverlayStyle(masks=masks, boxes=boxes, labels=labels),
         video=output_video,
         default_model=model_name is None,
         verbose=ctx.meta["livesegment.verbose"],

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from livesegment.cli.options import drawing_options, model_options, network_size_options
 from livesegment.cli.types import SizeType
 from livesegment.errors import LivesegmentError, SameFileError, UsageError
 from livesegment.model import tfenv
@@ -140,31 +141,7 @@ def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozense
 
 @main.command()
 @click.argument("source")
-@click.option(
-    "--model",
-    "model_name",
-    default=None,
-    metavar="NAME|PATH",
-    help="Bundled/downloaded model name or an .h5 path (default: shapes).",
-)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1),
-    default=None,
-    help="Minimum confidence to keep a detection (default: the model card's).",
-)
-@click.option(
-    "--classes",
-    default=None,
-    metavar="A,B",
-    help="Keep only these classes (comma-separated names).",
-)
-@click.option(
-    "--class-names",
-    default=None,
-    metavar="A,B",
-    help="Class names for a custom .h5 without a card (background excluded).",
-)
+@model_options
 @click.option(
     "--output",
     "-o",
@@ -192,24 +169,7 @@ def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozense
     default=None,
     help="Speed preset, see above (default: the model card's, else balanced).",
 )
-@click.option(
-    "--max-size",
-    type=click.IntRange(64, 4096),
-    default=None,
-    help="Long side in pixels the network sees (default: the --speed preset's).",
-)
-@click.option(
-    "--rois",
-    type=click.IntRange(1, 10000),
-    default=None,
-    help="Region proposals the classifier scores per frame (default: the preset's).",
-)
-@click.option(
-    "--max-instances",
-    type=click.IntRange(1, 1000),
-    default=None,
-    help="Mask-head slots: the most objects per frame (default: the preset's).",
-)
+@network_size_options
 @click.option(
     "--track/--no-track",
     default=None,
@@ -224,9 +184,7 @@ def _checked_classes(names: tuple[str, ...] | None, spec: ModelSpec) -> frozense
     "model had no time for get its latest masks moved along by optical flow, marked carried "
     '(HUD "carried 2", JSONL "carried": true). --no-carry drops them (default: on).',
 )
-@click.option("--boxes/--no-boxes", default=True, help="Draw boxes.")
-@click.option("--labels/--no-labels", default=True, help="Draw class and score labels.")
-@click.option("--masks/--no-masks", default=True, help="Draw masks.")
+@drawing_options
 @click.option(
     "--realtime",
     is_flag=True,

@@ -111,3 +111,20 @@ def test_a_worker_that_does_not_see_the_drivers_marker_names_the_shared_storage_
     assert str(elsewhere.path.parent) in problem and "\n" not in problem
     marker.path.write_text("token-2")
     assert marker.problem() is not None
+
+
+def test_batch_settings_pass_runs_network_and_drawing_options_and_redo_when_they_change():
+    from livesegment.output.overlay import OverlayStyle
+
+    spec = ModelSpec("m", Path("m.h5"), "tinynet", ("BG", "a"))
+    plain = BatchSettings(spec=spec)
+    styled = BatchSettings(
+        spec=spec, rois=50, max_instances=5, style=OverlayStyle(masks=False, boxes=False)
+    )
+    options = styled.run_options("clip.mp4")
+    assert (options.rois, options.max_instances, options.style) == (
+        50,
+        5,
+        OverlayStyle(masks=False, boxes=False),
+    )
+    assert plain.fingerprint() != styled.fingerprint(), "other outputs: a rerun redoes them"
