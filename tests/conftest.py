@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -375,6 +376,26 @@ def wait_for_frames(path: Path, frames: int, process: subprocess.Popen, timeout_
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, f"{path} did not get {frames} frames in {timeout_s} s"
         time.sleep(0.05)
+
+
+def batch_manifest(folder: Path) -> list[dict]:
+    """Every line of a batch's manifest, in order."""
+    import json
+
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+
+
+def running_processes() -> Iterator[tuple[int, int, bytes]]:
+    """(pid, parent pid, command line with NULs) of each process, from /proc."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # ended while being read
+        yield int(entry.name), ppid, command
 
 
 def assert_batch_matches_run(out: Path, expected: dict[str, list[dict]]) -> None:

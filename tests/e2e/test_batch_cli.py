@@ -8,14 +8,12 @@ Every JSONL a batch writes must equal what ``livesegment run --json`` writes for
 from __future__ import annotations
 
 import collections
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from conftest import (
@@ -23,17 +21,15 @@ from conftest import (
     BATCH_WALL_TIMES,
     ROOT,
     assert_batch_matches_run,
+    batch_manifest,
     invoke_cli,
     jsonl_without_timing,
     run_cli,
+    running_processes,
     wait_for_frames,
 )
 
 CLIPS = len(BATCH_SEEDS)
-
-
-def _manifest(folder) -> list[dict]:
-    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow
@@ -49,7 +45,7 @@ def test_batch_matches_run_then_resumes_only_what_is_missing(batch_videos, tmp_p
         result.stdout
     )
     assert_batch_matches_run(out, expected)
-    records = _manifest(out)
+    records = batch_manifest(out)
     assert [(r["status"], r["attempts"], r["frames"]) for r in records] == [("done", 1, 12)] * CLIPS
     for record in records:
         for output in record["outputs"].values():
@@ -60,13 +56,13 @@ def test_batch_matches_run_then_resumes_only_what_is_missing(batch_videos, tmp_p
     again = invoke_cli("batch", f"{folder}/*.avi", "--output-dir", str(out))
     assert again.returncode == 0, again.stderr
     assert f"batch: 0 done (0 frames), {CLIPS} already complete, 0 failed" in again.stdout
-    assert len(_manifest(out)) == CLIPS, "a rerun with nothing to do records nothing"
+    assert len(batch_manifest(out)) == CLIPS, "a rerun with nothing to do records nothing"
 
     (out / "clip8.jsonl").unlink()
     redo = invoke_cli("batch", str(folder), "--output-dir", str(out))
     assert redo.returncode == 0, redo.stderr
     assert f"batch: 1 done (12 frames), {CLIPS - 1} already complete, 0 failed" in redo.stdout
-    last = _manifest(out)[-1]
+    last = batch_manifest(out)[-1]
     assert (last["input"], last["status"], last["attempts"]) == (
         str(folder / "clip8.avi"),
         "done",
@@ -86,7 +82,7 @@ def test_two_workers_write_what_run_writes(batch_videos, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"batch: {CLIPS} done ({12 * CLIPS} frames)" in result.stdout
     assert_batch_matches_run(out, expected)
-    workers = {record["worker"] for record in _manifest(out)}
+    workers = {record["worker"] for record in batch_manifest(out)}
     assert len(workers) == 2, f"two worker processes shared the videos: {workers}"
 
 
@@ -109,7 +105,7 @@ def test_a_corrupt_video_and_a_text_file_fail_alone(batch_videos, tmp_path):
         f"Error: 2 of 3 inputs failed: corrupt.avi, notes.txt (reasons above and in "
         f"{out / 'manifest.jsonl'})"
     ]
-    by_input = {record["input"]: record for record in _manifest(out)}
+    by_input = {record["input"]: record for record in batch_manifest(out)}
     for path in (corrupt, text):
         record = by_input[str(path)]
         assert record["status"] == "failed" and record["outputs"] == {}
@@ -170,7 +166,7 @@ def test_an_interrupted_batch_restarted_does_only_the_rest(batch_videos, tmp_pat
         batch.kill()
     assert batch.returncode == 130, stdout
     assert "interrupted: rerun the same command to finish the rest" in stdout
-    finished = [record["input"] for record in _manifest(out)]  # every line whole
+    finished = [record["input"] for record in batch_manifest(out)]  # every line whole
     assert 1 <= len(finished) < CLIPS, "stopped after the first video and before the last"
     assert not list(out.glob("*.partial.*")), "an interrupted video leaves no partial file"
 
@@ -178,7 +174,7 @@ def test_an_interrupted_batch_restarted_does_only_the_rest(batch_videos, tmp_pat
     assert again.returncode == 0, again.stderr
     assert f"{CLIPS - len(finished)} done" in again.stdout
     assert f"{len(finished)} already complete" in again.stdout
-    redone = [record["input"] for record in _manifest(out)[len(finished) :]]
+    redone = [record["input"] for record in batch_manifest(out)[len(finished) :]]
     assert sorted(redone + finished) == sorted(str(folder / f"clip{s}.avi") for s in BATCH_SEEDS)
     assert_batch_matches_run(out, expected)
 
@@ -211,18 +207,11 @@ def test_an_input_after_a_bare_ray_flag_is_not_taken_for_an_address(batch_videos
 
 def _worker_processes(parent: int) -> list[int]:
     """The pool's spawned workers: children of ``parent`` started by multiprocessing."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            command = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == parent and b"spawn_main" in command:
-            found.append(int(entry.name))
-    return found
+    return [
+        pid
+        for pid, ppid, command in running_processes()
+        if ppid == parent and b"spawn_main" in command
+    ]
 
 
 @pytest.mark.slow
@@ -253,7 +242,7 @@ def test_local_workers_killed_mid_video_are_replaced_and_the_video_redone(
         batch.kill()
     assert batch.returncode == 0, stdout + stderr
     assert "batch: 2 done (52 frames)" in stdout, stdout
-    records = _manifest(out)
+    records = batch_manifest(out)
     by_input = collections.defaultdict(list)
     for record in records:
         by_input[record["input"]].append((record["status"], record["attempts"]))

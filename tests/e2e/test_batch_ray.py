@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import collections
 import importlib.util
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from conftest import (
@@ -22,8 +20,10 @@ from conftest import (
     BATCH_WALL_TIMES,
     ROOT,
     assert_batch_matches_run,
+    batch_manifest,
     jsonl_without_timing,
     run_cli,
+    running_processes,
     wait_for_frames,
 )
 
@@ -39,10 +39,6 @@ pytestmark = [
 CLIPS = len(BATCH_SEEDS)
 
 
-def _manifest(folder) -> list[dict]:
-    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
-
-
 def test_local_ray_instance_writes_what_run_writes(batch_videos, tmp_path):
     folder, expected = batch_videos
     out = tmp_path / "out"
@@ -52,7 +48,7 @@ def test_local_ray_instance_writes_what_run_writes(batch_videos, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"batch: {CLIPS} done ({12 * CLIPS} frames)" in result.stdout
     assert_batch_matches_run(out, expected)
-    records = _manifest(out)
+    records = batch_manifest(out)
     assert {record["worker"].split(":")[0] for record in records} == {os.uname().nodename}
     if (os.cpu_count() or 1) > 1:
         assert len({record["worker"] for record in records}) > 1, "actors shared the videos"
@@ -115,7 +111,7 @@ def test_two_node_cluster_shares_the_videos_retries_killed_workers_and_isolates_
     assert jsonl_without_timing(out / f"{video.stem}.jsonl") == expected_long
 
     history = collections.defaultdict(list)
-    for record in _manifest(out):
+    for record in batch_manifest(out):
         history[record["input"]].append(record)
     assert [(r["status"], r["attempts"]) for r in history[str(video)]] == [
         ("lost", 1),
@@ -138,13 +134,8 @@ def test_two_node_cluster_shares_the_videos_retries_killed_workers_and_isolates_
 
 def _actor_pids_at_work() -> list[int]:
     """Ray names a worker process after the actor method it runs."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if command.startswith(b"ray::VideoActor.process"):
-                pids.append(int(entry.name))
-    return pids
+    return [
+        pid
+        for pid, _, command in running_processes()
+        if command.startswith(b"ray::VideoActor.process")
+    ]
